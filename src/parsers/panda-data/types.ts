@@ -61,7 +61,10 @@ export interface StartData {
  */
 export interface FrameData {
   readonly rows: number
-  /** `rows * sampleBytes` bytes. May be a view into the parser's buffer: copy before the next push(). */
+  /**
+   * `rows * sampleBytes` bytes. May be a view of the pushed chunk (zero-copy) or of the parser's buffers: use or
+   * copy it before the next push().
+   */
   readonly bytes: Uint8Array
 }
 
@@ -80,6 +83,13 @@ export interface EndData {
   /** The row count the server reported on the END line (or rows received, when the socket closed without one). */
   readonly samples: number
   readonly reason: EndReason
+  /** Whole rows this parser delivered in FrameData for the acquisition (compare with `samples`). */
+  readonly rowsReceived?: number
+  /**
+   * Bytes of an incomplete row discarded at the END line or at close() (for ASCII/BASE64 also the text of an
+   * unfinished line). 0 when every received row byte was delivered.
+   */
+  readonly droppedBytes?: number
 }
 
 /** What the parser yields, in stream order. */

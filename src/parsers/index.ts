@@ -1,0 +1,1 @@
+export * from './panda-data/index.js'
