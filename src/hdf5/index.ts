@@ -1,0 +1,4 @@
+/** HDF5 files written by tst-fly: the folder's only public entry. */
+export * from './layout.js'
+export * from './panda-writer.js'
+export * from './recover.js'
