@@ -13,7 +13,7 @@ const notWorkers = { group: ['**/workers/**'], message: 'src/ never imports work
 const notSim = { group: ['**/sim/**', '**/sim/index.js', '**/test/**'], message: 'sim and test support are never imported by runtime code.' }
 const notBackends = { group: ['**/backends/**'], message: 'engine and plans see device interfaces only, never backends.' }
 const viaIndex = (prefix) => ({
-  group: [`${prefix}*/*`, `!${prefix}*/index.js`],
+  group: [`${prefix}*/*.js`, `!${prefix}*/index.js`, `${prefix}../config/*.js`, `!${prefix}../config/index.js`],
   message: 'Cross-folder imports go through the folder\'s index.ts.'
 })
 

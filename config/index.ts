@@ -1,0 +1,1 @@
+export { defaults, type Defaults } from './defaults.js'

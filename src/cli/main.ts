@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * The tst-fly command. Subcommands:
+ *   replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
+ *   demo [--out <dir>]      what `npm start` runs: replays the bundled recording through the pipeline
+ */
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ErrorCode, FlyScanError } from '../errors.js'
+import type { DataFormat, DataOptions, DataProcess } from '../parsers/index.js'
+import { replay, replayJson, replayText } from './replay.js'
+
+const USAGE = `usage:
+  tst-fly replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
+  tst-fly demo [--out <dir>]
+`
+
+/** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
+const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const
+
+const packageRoot = fileURLToPath(new URL('../../../', import.meta.url))
+
+function usageError (message: string): FlyScanError {
+  return new FlyScanError(ErrorCode.BAD_INPUT, `${message}\n${USAGE}`)
+}
+
+export function parseDataOptions (text: string): DataOptions {
+  const words = text.trim().split(/\s+/)
+  let format: DataFormat = 'ASCII'
+  let process: DataProcess = 'SCALED'
+  let xml = false
+  for (const w of words) {
+    if (w === 'XML') xml = true
+    else if (w === 'ASCII' || w === 'BASE64' || w === 'FRAMED' || w === 'UNFRAMED') format = w
+    else if (w === 'SCALED' || w === 'RAW') process = w
+    else throw usageError(`--options: unknown data-port option '${w}' (XML, ASCII, BASE64, FRAMED, UNFRAMED, SCALED, RAW)`)
+  }
+  if (!xml) throw usageError('--options must include XML: tst-fly reads the XML header only')
+  return { format, process, xml }
+}
+
+function parseRate (text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const rate = Number(text)
+  if (!Number.isFinite(rate) || rate <= 0) throw usageError(`--rate must be a positive number of MB/s, got '${text}'`)
+  return rate
+}
+
+function stamp (): string {
+  return new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')
+}
+
+async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE)
+    return command === undefined ? EXIT.USAGE : EXIT.OK
+  }
+  switch (command) {
+    case 'replay': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { out: { type: 'string' }, rate: { type: 'string' }, json: { type: 'boolean' }, options: { type: 'string' } }
+      })
+      if (positionals.length !== 1) throw usageError('replay takes exactly one recording file')
+      if (values.out === undefined) throw usageError('replay needs --out <dir>')
+      const recording = positionals[0] as string
+      const json = values.json === true
+      const outcome = await replay({
+        recording,
+        outDir: values.out,
+        rateMBps: parseRate(values.rate),
+        options: parseDataOptions(values.options ?? 'XML FRAMED SCALED')
+      }, json ? undefined : (line) => process.stderr.write(line + '\n'))
+      process.stdout.write((json ? replayJson(outcome) : replayText(recording, outcome)) + '\n')
+      return outcome.clean ? EXIT.OK : EXIT.FAILED
+    }
+    case 'demo': {
+      const { values } = parseArgs({ args: rest, options: { out: { type: 'string' } } })
+      const recording = path.join(packageRoot, 'test', 'fixtures', 'panda', 'fast_dump.bin')
+      const outDir = values.out ?? path.join(process.cwd(), 'out', `demo-${stamp()}`)
+      mkdirSync(outDir, { recursive: true })
+      process.stdout.write('tst-fly demo: replaying a recorded PandABox stream through the real capture → ring → HDF5 pipeline\n')
+      const outcome = await replay({ recording, outDir, rateMBps: undefined, options: parseDataOptions('XML FRAMED SCALED') },
+        (line) => process.stdout.write(line + '\n'))
+      process.stdout.write(replayText(path.relative(process.cwd(), recording), outcome) + '\n')
+      process.stdout.write(`HDF5 files are in ${outDir}\n`)
+      return outcome.clean ? EXIT.OK : EXIT.FAILED
+    }
+    default:
+      throw usageError(`unknown command '${command}'`)
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+}, (err: unknown) => {
+  if (err instanceof FlyScanError) {
+    process.stderr.write(`tst-fly: ${err.message}\n`)
+    process.exitCode = err.code === ErrorCode.BAD_INPUT || err.code === ErrorCode.BAD_FILE ? EXIT.USAGE : EXIT.FAILED
+  } else if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    process.stderr.write(`tst-fly: ${err.message}\n${USAGE}`)
+    process.exitCode = EXIT.USAGE
+  } else {
+    process.stderr.write(`tst-fly: unexpected error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exitCode = EXIT.FAILED
+  }
+})

@@ -1,0 +1,202 @@
+/**
+ * The hdf5-writer worker's logic, without the thread: drains the PandA ring record by record (START opens a file,
+ * ROWS append, END closes it with how the acquisition ended) and records where the time went. The worker file wraps
+ * this in a loop of bounded waits.
+ *
+ * Latency (per row, in microseconds; a batch of rows shares its timestamps):
+ *   ring.handoff_us         ring commit (capture worker) → read here
+ *   hdf5.ring_to_disk_us    read here → the block holding the row was written to its datasets
+ *   e2e.arrival_to_disk_us  socket arrival (capture worker) → the same
+ */
+import path from 'node:path'
+import { ErrorCode, FlyScanError, fromWire } from '../errors.js'
+import type { HistogramSet } from '../metrics/index.js'
+import { nowNs } from '../metrics/index.js'
+import type { StartData } from '../parsers/index.js'
+import { PandaHdfWriter, type BlockWritten } from '../hdf5/index.js'
+import { PandaRecordTag, ROWS_PREFIX_BYTES, type EndRecord, type FileSummary } from '../protocol/index.js'
+import type { RecordReader } from '../shm/index.js'
+
+export interface WriterEvents {
+  fileOpened (acquisition: number, path: string): void
+  progress (acquisition: number, rowsWritten: number): void
+  fileClosed (file: FileSummary): void
+}
+
+export interface WriterLogicOptions {
+  readonly ring: RecordReader
+  readonly outDir: string
+  readonly fileStem: string
+  readonly blockRows: number
+  readonly histograms: HistogramSet
+  readonly events: WriterEvents
+}
+
+interface PendingBatch {
+  rows: number
+  readonly arrivalNs: number
+  readonly readNs: number
+}
+
+const decoder = new TextDecoder()
+
+export type DrainResult = 'idle' | 'ended' | 'failed'
+
+export class PandaWriterLogic {
+  readonly #ring: RecordReader
+  readonly #opts: WriterLogicOptions
+  readonly #hist: HistogramSet
+  readonly #events: WriterEvents
+  readonly #files: FileSummary[] = []
+  readonly #pending: PendingBatch[] = []
+  #writer: PandaHdfWriter | undefined
+  #start: StartData | undefined
+  #acquisition = 0
+  #rowsRead = 0
+
+  constructor (options: WriterLogicOptions) {
+    this.#ring = options.ring
+    this.#opts = options
+    this.#hist = options.histograms
+    this.#events = options.events
+  }
+
+  get files (): readonly FileSummary[] { return this.#files }
+  get rowsRead (): number { return this.#rowsRead }
+  get openFile (): PandaHdfWriter | undefined { return this.#writer }
+
+  /**
+   * Handles every record available now. Returns 'ended' once the producer closed the ring and it is drained,
+   * 'failed' when the ring is FAILED (the open file has then been closed with the error), 'idle' otherwise.
+   */
+  async drain (): Promise<DrainResult> {
+    for (;;) {
+      const rec = this.#ring.tryRead()
+      if (rec === null) break
+      try {
+        if (rec.tag === PandaRecordTag.ROWS) {
+          this.#rows(rec.payload, rec.timestampNs)
+        } else if (rec.tag === PandaRecordTag.START) {
+          const start = JSON.parse(decoder.decode(rec.payload)) as StartData
+          this.#ring.release()
+          await this.#open(start)
+          continue
+        } else if (rec.tag === PandaRecordTag.END) {
+          const end = JSON.parse(decoder.decode(rec.payload)) as EndRecord
+          this.#close(end)
+        } else {
+          throw new FlyScanError(ErrorCode.PROTOCOL_MESSAGE, `PandA ring: unknown record tag ${rec.tag} (seq ${rec.seq})`)
+        }
+      } finally {
+        // release() is idempotent only per record; START released itself above.
+        if (rec.tag !== PandaRecordTag.START) this.#ring.release()
+      }
+    }
+    const state = this.#ring.stateName()
+    if (state === 'FAILED') {
+      this.finish(new FlyScanError(ErrorCode.RING_FAILED,
+        `the PandA ring was marked FAILED by the ${this.#ring.failedBy() ?? 'unknown'} side; rows after the failure are lost`))
+      return 'failed'
+    }
+    if (state === 'DRAINING' || state === 'CLOSED') {
+      if (this.#ring.tryRead() !== null) return 'idle'
+      this.finish()
+      return 'ended'
+    }
+    return 'idle'
+  }
+
+  /** Writes the partial block and flushes the open file (the periodic SWMR flush). */
+  flush (): void {
+    const w = this.#writer
+    if (w === undefined) return
+    w.flush()
+    this.#events.progress(this.#acquisition, w.rowsWritten)
+  }
+
+  /**
+   * Closes an acquisition left open (the ring ended or failed without its END record): the file records the
+   * error and stays readable.
+   */
+  finish (error?: FlyScanError): void {
+    if (this.#writer === undefined) return
+    const reason = error ?? new FlyScanError(ErrorCode.PANDA_PROTOCOL, 'the PandA stream ended without an END record')
+    this.#close({ end: { samples: this.#rowsRead, reason: 'Early disconnect' }, error: undefined }, reason)
+  }
+
+  async #open (start: StartData): Promise<void> {
+    if (this.#writer !== undefined) {
+      this.#close({ end: { samples: this.#rowsRead, reason: 'Early disconnect' }, error: undefined },
+        new FlyScanError(ErrorCode.PANDA_PROTOCOL, 'a new acquisition began before the previous one ended'))
+    }
+    this.#acquisition++
+    this.#rowsRead = 0
+    this.#start = start
+    const file = path.join(this.#opts.outDir, `${this.#opts.fileStem}-${this.#acquisition}.h5`)
+    this.#writer = await PandaHdfWriter.create(file, start, {
+      blockRows: this.#opts.blockRows,
+      onBlockWritten: (b) => this.#blockWritten(b)
+    })
+    this.#events.fileOpened(this.#acquisition, file)
+  }
+
+  #rows (payload: Uint8Array, arrivalNs: number): void {
+    const w = this.#writer
+    const start = this.#start
+    if (w === undefined || start === undefined) {
+      throw new FlyScanError(ErrorCode.PROTOCOL_MESSAGE, 'PandA ring: rows before any acquisition header')
+    }
+    const readNs = nowNs()
+    const commitNs = new DataView(payload.buffer, payload.byteOffset, ROWS_PREFIX_BYTES).getFloat64(0, true)
+    const bytes = payload.subarray(ROWS_PREFIX_BYTES)
+    const rows = bytes.length / start.sampleBytes
+    this.#hist.recordMany('ring.handoff_us', (readNs - commitNs) / 1000, rows)
+    this.#rowsRead += rows
+    this.#pending.push({ rows, arrivalNs, readNs })
+    w.append({ rows, bytes })
+  }
+
+  #blockWritten (b: BlockWritten): void {
+    const now = nowNs()
+    let left = b.rows
+    while (left > 0) {
+      const p = this.#pending[0]
+      if (p === undefined) break
+      const n = Math.min(left, p.rows)
+      this.#hist.recordMany('hdf5.ring_to_disk_us', (now - p.readNs) / 1000, n)
+      this.#hist.recordMany('e2e.arrival_to_disk_us', (now - p.arrivalNs) / 1000, n)
+      p.rows -= n
+      left -= n
+      if (p.rows === 0) this.#pending.shift()
+    }
+    this.#hist.record('hdf5.block_write_us', b.writeNs / 1000)
+  }
+
+  #close (rec: EndRecord, localError?: FlyScanError): void {
+    const w = this.#writer
+    if (w === undefined) {
+      throw new FlyScanError(ErrorCode.PROTOCOL_MESSAGE, 'PandA ring: END without an acquisition header')
+    }
+    this.#writer = undefined
+    const error = localError ?? (rec.error === undefined ? undefined : fromWire(rec.error))
+    let closeError: unknown
+    try {
+      w.close({ end: rec.end, error })
+    } catch (err) {
+      closeError = err
+    }
+    this.#pending.length = 0
+    const summary: FileSummary = {
+      acquisition: this.#acquisition,
+      path: w.path,
+      rows: w.rowsWritten,
+      fields: w.layout.datasets.map((d) => d.name),
+      endReason: rec.end.reason,
+      error: error?.message ?? (closeError instanceof Error ? closeError.message : undefined)
+    }
+    this.#files.push(summary)
+    this.#events.progress(this.#acquisition, w.rowsWritten)
+    this.#events.fileClosed(summary)
+    if (closeError !== undefined) throw closeError
+  }
+}

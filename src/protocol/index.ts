@@ -1,0 +1,2 @@
+export * from './messages.js'
+export { WorkerHandle, type WorkerHandleOptions } from './worker-handle.js'

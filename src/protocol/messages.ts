@@ -1,0 +1,100 @@
+/**
+ * The control protocol between the supervisor and its workers: one closed, discriminated union per direction per
+ * worker, keyed by `kind`. Bulk data (rows, frames) never travels here: it moves through the rings, and the
+ * lifecycle of an acquisition (its header, its rows, its end) travels in-band in the PandA ring so that the writer
+ * sees it in stream order. docs/where-logic-lives.md has the sequence diagrams.
+ */
+import type { WireError } from '../errors.js'
+import type { DataOptions, EndData } from '../parsers/index.js'
+import type { EncodedHistograms } from '../metrics/index.js'
+
+/** Counters a worker reports with its histograms. */
+export type Counters = Readonly<Record<string, number>>
+
+// ---------------------------------------------------------------- panda-capture
+
+export interface PandaCaptureData {
+  readonly kind: 'panda-capture'
+  readonly host: string
+  readonly port: number
+  readonly options: DataOptions
+  /** The PandA ring (this worker is its producer). */
+  readonly ring: SharedArrayBuffer
+  readonly connectTimeoutMs: number
+  /** Largest record the worker publishes; bigger socket reads are split at row boundaries. */
+  readonly maxRecordBytes: number
+}
+
+export type PandaCaptureDown =
+  | { readonly kind: 'stats', readonly id: number }
+  /** Stop: end the connection now (an acquisition in progress ends as Early disconnect), close the ring, exit. */
+  | { readonly kind: 'close' }
+
+export type PandaCaptureUp =
+  | { readonly kind: 'ready', readonly localPort: number }
+  | { readonly kind: 'start', readonly acquisition: number, readonly fields: readonly string[], readonly sampleBytes: number }
+  | { readonly kind: 'end', readonly acquisition: number, readonly end: EndData, readonly rowsReceived: number }
+  | { readonly kind: 'error', readonly error: WireError }
+  | { readonly kind: 'stats', readonly id: number, readonly histograms: EncodedHistograms, readonly counters: Counters }
+  | { readonly kind: 'closed', readonly bytesReceived: number, readonly acquisitions: number }
+
+// ---------------------------------------------------------------- hdf5-writer
+
+export interface Hdf5WriterData {
+  readonly kind: 'hdf5-writer'
+  /** The PandA ring (this worker is its consumer). */
+  readonly ring: SharedArrayBuffer
+  /** Directory the files go into; one file per acquisition. */
+  readonly outDir: string
+  /** File name stem: files are `<stem>-<acquisition>.h5` (acquisition numbered from 1). */
+  readonly fileStem: string
+  readonly blockRows: number
+  readonly flushPeriodMs: number
+  readonly swmr: boolean
+  /** Bound on one blocking wait for data; the worker returns to its event loop at least this often. */
+  readonly waitSliceMs: number
+}
+
+export type Hdf5WriterDown =
+  | { readonly kind: 'stats', readonly id: number }
+  | { readonly kind: 'flush', readonly id: number }
+
+export interface FileSummary {
+  readonly acquisition: number
+  readonly path: string
+  readonly rows: number
+  readonly fields: readonly string[]
+  readonly endReason: string
+  readonly error: string | undefined
+}
+
+export type Hdf5WriterUp =
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'file-opened', readonly acquisition: number, readonly path: string }
+  | { readonly kind: 'progress', readonly acquisition: number, readonly rowsWritten: number }
+  | { readonly kind: 'file-closed', readonly file: FileSummary }
+  | { readonly kind: 'flushed', readonly id: number }
+  | { readonly kind: 'error', readonly error: WireError }
+  | { readonly kind: 'stats', readonly id: number, readonly histograms: EncodedHistograms, readonly counters: Counters }
+  | { readonly kind: 'closed', readonly files: readonly FileSummary[] }
+
+// ---------------------------------------------------------------- PandA ring records
+
+/** Tags of the records in the PandA ring (the ring's per-record u32 tag). */
+export const PandaRecordTag = {
+  /** JSON of StartData. */
+  START: 1,
+  /** f64 commit time (ns), then whole packed rows. The ring record's timestamp is the socket arrival time. */
+  ROWS: 2,
+  /** JSON of { end: EndData, error?: WireError }. */
+  END: 3
+} as const
+export type PandaRecordTag = typeof PandaRecordTag[keyof typeof PandaRecordTag]
+
+/** Bytes before the rows in a ROWS record (the commit timestamp; keeps rows 8-byte aligned). */
+export const ROWS_PREFIX_BYTES = 8
+
+export interface EndRecord {
+  readonly end: EndData
+  readonly error: WireError | undefined
+}
