@@ -41,16 +41,22 @@ export class HistogramSet {
     return h
   }
 
-  /** Records one value (clamped to [0, highest trackable]); fractional values are rounded. */
+  /**
+   * Records one value (clamped to [0, highest trackable]); fractional values are rounded. NaN is not a measurement
+   * and is ignored (the WebAssembly histogram would throw on it).
+   */
   record (name: string, value: number): void {
-    const v = value <= 0 ? 0 : value >= HIGHEST_TRACKABLE ? HIGHEST_TRACKABLE : Math.round(value)
-    this.#get(name).recordValue(v)
+    if (Number.isNaN(value)) return
+    this.#get(name).recordValue(clamp(value))
   }
 
-  /** Records `count` occurrences of one value (a batch of rows that shared an arrival time). */
+  /**
+   * Records `count` occurrences of one value (a batch of rows that shared an arrival time). A count below 1 (or NaN)
+   * records nothing; a fractional count is truncated.
+   */
   recordMany (name: string, value: number, count: number): void {
-    const v = value <= 0 ? 0 : value >= HIGHEST_TRACKABLE ? HIGHEST_TRACKABLE : Math.round(value)
-    this.#get(name).recordValueWithCount(v, count)
+    if (Number.isNaN(value) || !(count >= 1)) return
+    this.#get(name).recordValueWithCount(clamp(value), Math.min(Math.floor(count), Number.MAX_SAFE_INTEGER))
   }
 
   names (): string[] {
@@ -101,16 +107,21 @@ export class HistogramSet {
   }
 }
 
+function clamp (value: number): number {
+  return value <= 0 ? 0 : value >= HIGHEST_TRACKABLE ? HIGHEST_TRACKABLE : Math.round(value)
+}
+
 function summarize (h: hdr.Histogram): LatencySummary {
   const count = h.totalCount
   if (count === 0) return { count: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 }
   return {
     count,
     min: h.minNonZeroValue === Number.MAX_SAFE_INTEGER ? 0 : Math.min(h.minNonZeroValue, h.getValueAtPercentile(0)),
-    p50: h.getValueAtPercentile(50),
-    p90: h.getValueAtPercentile(90),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
+    // A percentile is the highest value equivalent to its bucket, which can exceed the largest value recorded.
+    p50: Math.min(h.getValueAtPercentile(50), h.maxValue),
+    p90: Math.min(h.getValueAtPercentile(90), h.maxValue),
+    p99: Math.min(h.getValueAtPercentile(99), h.maxValue),
+    p999: Math.min(h.getValueAtPercentile(99.9), h.maxValue),
     max: h.maxValue
   }
 }
