@@ -18,7 +18,7 @@ const logic = new PandaWriterLogic({
   ring,
   outDir: data.outDir,
   fileStem: data.fileStem,
-  blockRows: data.blockRows,
+  blocks: { rows: data.blockRows, bytes: data.blockBytes, minRows: data.minBlockRows, maxRows: data.maxBlockRows, chunkRows: data.chunkRows },
   histograms,
   events: {
     fileOpened: (acquisition, path) => port.post({ kind: 'file-opened', acquisition, path }),

@@ -26,7 +26,23 @@ const logic = new PandaCaptureLogic({
 })
 
 let failed = false
-const socket = net.connect({ host: data.host, port: data.port })
+
+/** Each socket read lands in this one buffer (no allocation per read); the logic copies out before the next read. */
+const readBuffer = new Uint8Array(data.readBufferBytes)
+function onRead (nread: number, buf: Uint8Array): boolean {
+  if (failed) return true
+  try {
+    logic.onChunk(buf.subarray(0, nread), nowNs())
+  } catch (err) {
+    failed = true
+    logic.fail(err)
+    port.post({ kind: 'error', error: toWire(err) })
+    socket.destroy()
+  }
+  return true
+}
+
+const socket = net.connect({ host: data.host, port: data.port, onread: { buffer: readBuffer, callback: onRead } })
 socket.setNoDelay(true)
 const connectTimer = setTimeout(() => {
   socket.destroy(new FlyScanError(ErrorCode.CONNECTION,
@@ -37,17 +53,6 @@ socket.once('connect', () => {
   clearTimeout(connectTimer)
   socket.write(optionsLine(data.options))
   port.post({ kind: 'ready', localPort: socket.localPort ?? 0 })
-})
-socket.on('data', (chunk: Buffer) => {
-  if (failed) return
-  try {
-    logic.onChunk(chunk, nowNs())
-  } catch (err) {
-    failed = true
-    logic.fail(err)
-    port.post({ kind: 'error', error: toWire(err) })
-    socket.destroy()
-  }
 })
 socket.on('error', (err) => {
   if (failed) return

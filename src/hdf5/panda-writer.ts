@@ -166,6 +166,33 @@ export class PandaHdfWriter {
     return written
   }
 
+  /**
+   * Appends rows already decoded into columns (one per dataset, in layout order, each at least `rows` long: the
+   * capture worker decodes into the PandA ring). Copies them into the block buffers; writes each block that fills.
+   * Returns the rows written to the datasets during this call. The arrays are not kept.
+   */
+  appendColumns (columns: readonly ColumnArray[], rows: number): number {
+    this.#check('append')
+    if (columns.length !== this.#buffers.length) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT, `PandA HDF5 file ${this.path}: ${columns.length} columns given, the layout has ${this.#buffers.length}`,
+        { details: { file: this.path, columns: columns.length, datasets: this.#buffers.length } })
+    }
+    let done = 0
+    let written = 0
+    while (done < rows) {
+      const n = Math.min(rows - done, this.blockRows - this.#buffered)
+      for (let i = 0; i < columns.length; i++) {
+        const src = columns[i] as ColumnArray
+        const dst = this.#buffers[i] as ColumnArray
+        dst.set(done === 0 && n === src.length ? src : src.subarray(done, done + n), this.#buffered)
+      }
+      this.#buffered += n
+      done += n
+      if (this.#buffered === this.blockRows) written += this.#writeBlock()
+    }
+    return written
+  }
+
   /** Write the partial block and flush the file (readers see every row appended so far). Returns rows written now. */
   flush (): number {
     this.#check('flush')

@@ -9,9 +9,10 @@
 import { ErrorCode, FlyScanError, toWire } from '../errors.js'
 import type { HistogramSet } from '../metrics/index.js'
 import { nowNs } from '../metrics/index.js'
-import { EndReason, type EndData, type PandaDataParser, type StartData, type DataRecord } from '../parsers/index.js'
-import { PandaRecordTag, ROWS_PREFIX_BYTES, type EndRecord } from '../protocol/index.js'
+import { ColumnDecoder, EndReason, type EndData, type PandaDataParser, type StartData, type DataRecord } from '../parsers/index.js'
+import { PandaRecordTag, type EndRecord } from '../protocol/index.js'
 import type { RecordWriter } from '../shm/index.js'
+import { columnViews, rowsForBudget, rowsRecordLayout, writeRowsHeader } from './rows-record.js'
 
 export interface CaptureEvents {
   start (acquisition: number, start: StartData): void
@@ -36,7 +37,8 @@ export class PandaCaptureLogic {
   readonly #events: CaptureEvents
   readonly #maxRecordBytes: number
   #acquisition = 0
-  #sampleBytes = 0
+  #decoder: ColumnDecoder | undefined
+  #maxRows = 1
   #rowsReceived = 0
   #inAcquisition = false
   #bytesReceived = 0
@@ -113,7 +115,8 @@ export class PandaCaptureLogic {
       case 'start': {
         this.#acquisition++
         this.#rowsReceived = 0
-        this.#sampleBytes = r.start.sampleBytes
+        this.#decoder = new ColumnDecoder(r.start)
+        this.#maxRows = rowsForBudget(this.#decoder.columns, this.#maxRecordBytes)
         this.#inAcquisition = true
         this.#writeJson(PandaRecordTag.START, r.start, arrivalNs)
         this.#events.start(this.#acquisition, r.start)
@@ -137,17 +140,19 @@ export class PandaCaptureLogic {
     }
   }
 
+  /** Decodes the rows into columns straight into the ring (rows-record.ts), in records of at most #maxRows rows. */
   #writeRows (bytes: Uint8Array, rows: number, arrivalNs: number): void {
-    const rowBytes = this.#sampleBytes
-    const maxRows = Math.max(1, Math.floor((this.#maxRecordBytes - ROWS_PREFIX_BYTES) / rowBytes))
-    for (let first = 0; first < rows; first += maxRows) {
-      const n = Math.min(maxRows, rows - first)
-      const payloadBytes = ROWS_PREFIX_BYTES + n * rowBytes
+    const decoder = this.#decoder
+    if (decoder === undefined) throw new FlyScanError(ErrorCode.PANDA_PROTOCOL, 'PandA rows before any header')
+    const frame = { rows, bytes }
+    for (let first = 0; first < rows; first += this.#maxRows) {
+      const n = Math.min(this.#maxRows, rows - first)
+      const { payloadBytes } = rowsRecordLayout(decoder.columns, n)
       const off = this.#reserve(payloadBytes)
-      const data = this.#ring.data
-      data.set(bytes.subarray(first * rowBytes, (first + n) * rowBytes), off + ROWS_PREFIX_BYTES)
+      const payload = this.#ring.data.subarray(off, off + payloadBytes)
+      decoder.decode(frame, columnViews(decoder.columns, payload, n), 0, first, n)
       const commitNs = nowNs()
-      new DataView(data.buffer, data.byteOffset + off, 8).setFloat64(0, commitNs, true)
+      writeRowsHeader(payload, commitNs, n)
       this.#ring.commit(payloadBytes, PandaRecordTag.ROWS, arrivalNs)
       this.#rowsReceived += n
       this.#hist.recordMany('panda.socket_to_ring_us', (commitNs - arrivalNs) / 1000, n)

@@ -25,6 +25,7 @@ export interface PandaPipelineOptions {
   readonly outDir: string
   readonly fileStem: string
   readonly ringBytes?: number
+  /** Rows per HDF5 block; default: sized by config's blockBytes. */
   readonly blockRows?: number
   readonly flushPeriodMs?: number
   readonly readyTimeoutMs?: number
@@ -86,7 +87,11 @@ export class PandaPipeline {
       ring: this.#ring,
       outDir: opts.outDir,
       fileStem: opts.fileStem,
-      blockRows: opts.blockRows ?? defaults.hdf5.blockRows,
+      blockRows: opts.blockRows,
+      blockBytes: defaults.hdf5.blockBytes,
+      minBlockRows: defaults.hdf5.minBlockRows,
+      maxBlockRows: defaults.hdf5.maxBlockRows,
+      chunkRows: defaults.hdf5.chunkRows,
       flushPeriodMs: opts.flushPeriodMs ?? defaults.hdf5.flushPeriodMs,
       swmr: true,
       waitSliceMs: defaults.hdf5.waitSliceMs
@@ -99,6 +104,7 @@ export class PandaPipeline {
       options: opts.options,
       ring: this.#ring,
       connectTimeoutMs: defaults.panda.connectTimeoutMs,
+      readBufferBytes: defaults.panda.readBufferBytes,
       maxRecordBytes: defaults.ring.pandaMaxRecordBytes
     }
     this.capture = new WorkerHandle<PandaCaptureUp, PandaCaptureDown>({ name: 'panda-capture', url: workerUrl('panda-capture'), workerData: captureData, readyTimeoutMs, closeTimeoutMs })

@@ -12,10 +12,11 @@ import path from 'node:path'
 import { ErrorCode, FlyScanError, fromWire } from '../errors.js'
 import type { HistogramSet } from '../metrics/index.js'
 import { nowNs } from '../metrics/index.js'
-import type { StartData } from '../parsers/index.js'
+import { columnsFor, type ColumnSpec, type StartData } from '../parsers/index.js'
 import { PandaHdfWriter, type BlockWritten } from '../hdf5/index.js'
-import { PandaRecordTag, ROWS_PREFIX_BYTES, type EndRecord, type FileSummary } from '../protocol/index.js'
+import { PandaRecordTag, type EndRecord, type FileSummary } from '../protocol/index.js'
 import type { RecordReader } from '../shm/index.js'
+import { columnViews, readRowsHeader } from './rows-record.js'
 
 export interface WriterEvents {
   fileOpened (acquisition: number, path: string): void
@@ -27,9 +28,25 @@ export interface WriterLogicOptions {
   readonly ring: RecordReader
   readonly outDir: string
   readonly fileStem: string
-  readonly blockRows: number
+  readonly blocks: BlockSizing
   readonly histograms: HistogramSet
   readonly events: WriterEvents
+}
+
+/** How big the writer's blocks are: a fixed row count, or bytes (all columns together) within row bounds. */
+export interface BlockSizing {
+  readonly rows: number | undefined
+  readonly bytes: number
+  readonly minRows: number
+  readonly maxRows: number
+  readonly chunkRows: number
+}
+
+/** Rows per block for rows of `rowBytes` bytes (every column together). */
+export function blockRowsFor (sizing: BlockSizing, rowBytes: number): number {
+  if (sizing.rows !== undefined) return sizing.rows
+  const rows = Math.floor(sizing.bytes / Math.max(1, rowBytes))
+  return Math.max(sizing.minRows, Math.min(sizing.maxRows, rows))
 }
 
 interface PendingBatch {
@@ -50,7 +67,7 @@ export class PandaWriterLogic {
   readonly #files: FileSummary[] = []
   readonly #pending: PendingBatch[] = []
   #writer: PandaHdfWriter | undefined
-  #start: StartData | undefined
+  #columns: readonly ColumnSpec[] | undefined
   #acquisition = 0
   #rowsRead = 0
 
@@ -131,10 +148,13 @@ export class PandaWriterLogic {
     }
     this.#acquisition++
     this.#rowsRead = 0
-    this.#start = start
+    this.#columns = columnsFor(start)
     const file = path.join(this.#opts.outDir, `${this.#opts.fileStem}-${this.#acquisition}.h5`)
+    const columns = this.#columns
+    const blockRows = blockRowsFor(this.#opts.blocks, columns.reduce((n, c) => n + c.elementBytes, 0))
     this.#writer = await PandaHdfWriter.create(file, start, {
-      blockRows: this.#opts.blockRows,
+      blockRows,
+      chunkRows: Math.min(blockRows, this.#opts.blocks.chunkRows),
       onBlockWritten: (b) => this.#blockWritten(b)
     })
     this.#events.fileOpened(this.#acquisition, file)
@@ -142,18 +162,16 @@ export class PandaWriterLogic {
 
   #rows (payload: Uint8Array, arrivalNs: number): void {
     const w = this.#writer
-    const start = this.#start
-    if (w === undefined || start === undefined) {
+    const columns = this.#columns
+    if (w === undefined || columns === undefined) {
       throw new FlyScanError(ErrorCode.PROTOCOL_MESSAGE, 'PandA ring: rows before any acquisition header')
     }
     const readNs = nowNs()
-    const commitNs = new DataView(payload.buffer, payload.byteOffset, ROWS_PREFIX_BYTES).getFloat64(0, true)
-    const bytes = payload.subarray(ROWS_PREFIX_BYTES)
-    const rows = bytes.length / start.sampleBytes
+    const { commitNs, rows } = readRowsHeader(payload)
     this.#hist.recordMany('ring.handoff_us', (readNs - commitNs) / 1000, rows)
     this.#rowsRead += rows
     this.#pending.push({ rows, arrivalNs, readNs })
-    w.append({ rows, bytes })
+    w.appendColumns(columnViews(columns, payload, rows), rows)
   }
 
   #blockWritten (b: BlockWritten): void {

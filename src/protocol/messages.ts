@@ -21,6 +21,8 @@ export interface PandaCaptureData {
   /** The PandA ring (this worker is its producer). */
   readonly ring: SharedArrayBuffer
   readonly connectTimeoutMs: number
+  /** Size of the one buffer every socket read lands in. */
+  readonly readBufferBytes: number
   /** Largest record the worker publishes; bigger socket reads are split at row boundaries. */
   readonly maxRecordBytes: number
 }
@@ -48,7 +50,12 @@ export interface Hdf5WriterData {
   readonly outDir: string
   /** File name stem: files are `<stem>-<acquisition>.h5` (acquisition numbered from 1). */
   readonly fileStem: string
-  readonly blockRows: number
+  /** Rows per block; undefined to size blocks by blockBytes (config/defaults.ts). */
+  readonly blockRows: number | undefined
+  readonly blockBytes: number
+  readonly minBlockRows: number
+  readonly maxBlockRows: number
+  readonly chunkRows: number
   readonly flushPeriodMs: number
   readonly swmr: boolean
   /** Bound on one blocking wait for data; the worker returns to its event loop at least this often. */
@@ -84,15 +91,15 @@ export type Hdf5WriterUp =
 export const PandaRecordTag = {
   /** JSON of StartData. */
   START: 1,
-  /** f64 commit time (ns), then whole packed rows. The ring record's timestamp is the socket arrival time. */
+  /**
+   * Rows decoded into one column per dataset (src/pipeline/rows-record.ts has the layout). The ring record's
+   * timestamp is the socket arrival time.
+   */
   ROWS: 2,
   /** JSON of { end: EndData, error?: WireError }. */
   END: 3
 } as const
 export type PandaRecordTag = typeof PandaRecordTag[keyof typeof PandaRecordTag]
-
-/** Bytes before the rows in a ROWS record (the commit timestamp; keeps rows 8-byte aligned). */
-export const ROWS_PREFIX_BYTES = 8
 
 export interface EndRecord {
   readonly end: EndData

@@ -26,7 +26,10 @@ export const XAS_FIELDS: readonly SyntheticField[] = [
 export interface SyntheticStreamOptions {
   readonly rows: number
   readonly fields?: readonly SyntheticField[]
-  /** Payload bytes per BIN frame (rows may straddle frames, as on the box). Default 65536 - 8. */
+  /**
+   * Largest payload of a BIN frame; frames hold whole rows only, as the PandA server sends them (PandABlocks-server
+   * server/data_server.c keeps a partial row for the next block). Default 65536 - 8.
+   */
   readonly framePayloadBytes?: number
   readonly endReason?: string
   /** Omit the END line (a socket that closes without one). */
@@ -82,7 +85,7 @@ function packRows (fields: readonly SyntheticField[], first: number, n: number, 
 export function * syntheticStream (opts: SyntheticStreamOptions): Generator<Uint8Array> {
   const fields = opts.fields ?? XAS_FIELDS
   const rowBytes = rowBytesOf(fields)
-  const framePayload = opts.framePayloadBytes ?? 65536 - 8
+  const framePayload = Math.max(1, Math.floor((opts.framePayloadBytes ?? 65536 - 8) / rowBytes)) * rowBytes
   const enc = new TextEncoder()
   yield enc.encode((opts.noOk === true ? '' : 'OK\n') + syntheticHeader(fields, opts.process))
   const totalBytes = opts.rows * rowBytes

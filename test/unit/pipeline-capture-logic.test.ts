@@ -2,9 +2,9 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { HistogramSet } from '../../src/metrics/index.js'
-import { PandaDataParser, type EndData, type StartData } from '../../src/parsers/index.js'
-import { PandaCaptureLogic } from '../../src/pipeline/index.js'
-import { PandaRecordTag, ROWS_PREFIX_BYTES, type EndRecord } from '../../src/protocol/index.js'
+import { ColumnDecoder, PandaDataParser, type EndData, type StartData } from '../../src/parsers/index.js'
+import { PandaCaptureLogic, columnViews, readRowsHeader } from '../../src/pipeline/index.js'
+import { PandaRecordTag, type EndRecord } from '../../src/protocol/index.js'
 import { attachRecordReader, attachRecordWriter, createRecordRing, type RecordReader } from '../../src/shm/index.js'
 import { pandaFixturesDir } from '../support/h5py.js'
 import { everySplit, oneByte, whole } from '../support/split.js'
@@ -13,27 +13,38 @@ import { everySplit, oneByte, whole } from '../support/split.js'
 // PandA ring, in stream order, whatever the chunking.
 const options = { format: 'FRAMED', process: 'SCALED', xml: true } as const
 const fast = new Uint8Array(readFileSync(join(pandaFixturesDir(), 'fast_dump.bin')))
-const decoder = new TextDecoder()
+const decoder0 = new TextDecoder()
 
-interface Drained { starts: StartData[], rows: Uint8Array, rowRecords: number, maxRowBytes: number, ends: EndRecord[], order: string }
+interface Drained { starts: StartData[], columns: number[][], rowRecords: number, maxRecordRows: number, ends: EndRecord[], order: string }
 
+/** Reads every record; ROWS records are turned back into one plain array per dataset. */
 function drainAll (r: RecordReader): Drained {
   const starts: StartData[] = []
   const ends: EndRecord[] = []
-  const parts: Uint8Array[] = []
+  let columns: number[][] = []
+  let decoder: ColumnDecoder | undefined
   let order = ''
   let rowRecords = 0
-  let maxRowBytes = 0
+  let maxRecordRows = 0
   for (let rec = r.tryRead(); rec !== null; rec = r.tryRead()) {
-    if (rec.tag === PandaRecordTag.START) { starts.push(JSON.parse(decoder.decode(rec.payload)) as StartData); order += 'S' }
-    if (rec.tag === PandaRecordTag.ROWS) { parts.push(rec.payload.slice(ROWS_PREFIX_BYTES)); rowRecords++; maxRowBytes = Math.max(maxRowBytes, rec.payload.length - ROWS_PREFIX_BYTES); if (!order.endsWith('R')) order += 'R' }
-    if (rec.tag === PandaRecordTag.END) { ends.push(JSON.parse(decoder.decode(rec.payload)) as EndRecord); order += 'E' }
+    if (rec.tag === PandaRecordTag.START) {
+      const start = JSON.parse(decoder0.decode(rec.payload)) as StartData
+      starts.push(start)
+      decoder = new ColumnDecoder(start)
+      columns = decoder.columns.map(() => [])
+      order += 'S'
+    }
+    if (rec.tag === PandaRecordTag.ROWS && decoder !== undefined) {
+      const { rows } = readRowsHeader(rec.payload)
+      columnViews(decoder.columns, rec.payload, rows).forEach((v, i) => columns[i]?.push(...v))
+      rowRecords++
+      maxRecordRows = Math.max(maxRecordRows, rows)
+      if (!order.endsWith('R')) order += 'R'
+    }
+    if (rec.tag === PandaRecordTag.END) { ends.push(JSON.parse(decoder0.decode(rec.payload)) as EndRecord); order += 'E' }
     r.release()
   }
-  const rows = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) { rows.set(p, o); o += p.length }
-  return { starts, rows, rowRecords, maxRowBytes, ends, order }
+  return { starts, columns, rowRecords, maxRecordRows, ends, order }
 }
 
 function setup (capacityBytes = 1 << 20, maxRecordBytes = 1 << 16) {
@@ -53,19 +64,26 @@ function setup (capacityBytes = 1 << 20, maxRecordBytes = 1 << 16) {
   return { sab, hist, events, logic, reader: attachRecordReader(sab) }
 }
 
-/** The rows of fast_dump as the parser gives them in one piece: the reference for every chunking. */
-function referenceRows (): Uint8Array {
+/** The datasets of fast_dump decoded in one piece: the reference for every chunking. */
+function referenceColumns (): number[][] {
   const p = new PandaDataParser(options)
-  const parts = p.push(fast).flatMap((r) => (r.kind === 'frame' ? [r.frame.bytes.slice()] : []))
-  const out = new Uint8Array(parts.reduce((n, x) => n + x.length, 0))
-  let o = 0
-  for (const x of parts) { out.set(x, o); o += x.length }
-  return out
+  const records = p.push(fast)
+  const start = records.find((r) => r.kind === 'start')
+  if (start?.kind !== 'start') throw new Error('no header')
+  const d = new ColumnDecoder(start.start)
+  const cols: number[][] = d.columns.map(() => [])
+  for (const r of records) {
+    if (r.kind !== 'frame') continue
+    const out = d.allocate(r.frame.rows)
+    d.decode(r.frame, out)
+    out.forEach((v, i) => cols[i]?.push(...v))
+  }
+  return cols
 }
 
 t.test('START, ROWS and END reach the ring in order with every row byte, whatever the chunking', async t => {
-  const ref = referenceRows()
-  t.equal(ref.length, 58 * 52)
+  const ref = JSON.stringify(referenceColumns())
+  t.equal(referenceColumns()[0]?.length, 58)
   const chunkings = [whole(fast), oneByte(fast), ...everySplit(fast)]
   let bad = 0
   for (const c of chunkings) {
@@ -74,24 +92,24 @@ t.test('START, ROWS and END reach the ring in order with every row byte, whateve
     logic.onClose()
     const d = drainAll(reader)
     const ok = d.order === 'SRE' && d.starts.length === 1 && d.starts[0]?.fields.length === 7 &&
-      Buffer.compare(Buffer.from(d.rows), Buffer.from(ref)) === 0 && d.ends[0]?.end.reason === 'Disarmed' &&
+      JSON.stringify(d.columns) === ref && d.ends[0]?.end.reason === 'Disarmed' &&
       d.ends[0]?.error === undefined && events.join('|') === 'start 1 7|end 1 Disarmed 58' &&
       hist.summary('panda.socket_to_ring_us')?.count === 58 && reader.stateName() === 'DRAINING'
-    if (!ok) { bad++; if (bad < 3) t.fail(`${c.name}: ${d.order} ${events.join('|')} ${d.rows.length}`) }
+    if (!ok) { bad++; if (bad < 3) t.fail(`${c.name}: ${d.order} ${events.join('|')} ${d.columns[0]?.length ?? 0}`) }
     hist.destroy()
   }
   t.equal(bad, 0, `${chunkings.length} chunkings give the same records`)
 })
 
 t.test('runs of rows longer than maxRecordBytes are split at row boundaries', async t => {
-  // 8-byte commit prefix + 2 rows of 52 bytes per record at most.
-  const { logic, reader, hist } = setup(1 << 20, 8 + 2 * 52 + 51)
+  // Room for the 16-byte header and 2 rows of 7 columns (52 bytes + padding), not 3.
+  const { logic, reader, hist } = setup(1 << 20, 16 + 7 * 7 + 2 * 52 + 51)
   logic.onChunk(fast, 1)
   logic.onClose()
   const d = drainAll(reader)
   t.ok(d.rowRecords >= 29, `58 rows in ${d.rowRecords} records`)
-  t.equal(d.maxRowBytes, 2 * 52, 'no record holds more than 2 rows')
-  t.same(Buffer.from(d.rows), Buffer.from(referenceRows()))
+  t.equal(d.maxRecordRows, 2, 'no record holds more than 2 rows')
+  t.same(d.columns, referenceColumns())
   hist.destroy()
 })
 
@@ -114,7 +132,7 @@ t.test('a socket that closes mid-acquisition ends it as Early disconnect, in ban
   const d = drainAll(reader)
   t.equal(d.order, 'SRE')
   t.equal(d.ends[0]?.end.reason, 'Early disconnect')
-  t.equal(d.rows.length % 52, 0, 'whole rows only')
+  t.ok(d.columns.every((c) => c.length === d.columns[0]?.length), 'whole rows only')
   t.match(events.at(-1), /^end 1 Early disconnect \d+$/)
   t.equal(reader.stateName(), 'DRAINING')
   hist.destroy()
@@ -131,7 +149,7 @@ t.test('malformed bytes mid-acquisition: rows before them are kept and the END r
   logic.fail(err)
   const d = drainAll(reader)
   t.equal(d.order, 'SRE')
-  t.ok(d.rows.length > 0, 'rows before the damage are in the ring')
+  t.ok((d.columns[0]?.length ?? 0) > 0, 'rows before the damage are in the ring')
   t.equal(d.ends[0]?.end.reason, 'Early disconnect')
   t.equal(d.ends[0]?.error?.code, 'FLY_ERR_PANDA_PROTOCOL')
   t.equal(reader.stateName(), 'DRAINING', 'the ring is closed, not failed: the writer finishes the file')

@@ -6,7 +6,8 @@ import { HistogramSet } from '../../src/metrics/index.js'
 import { PandaDataParser } from '../../src/parsers/index.js'
 import { PandaCaptureLogic, PandaWriterLogic } from '../../src/pipeline/index.js'
 import type { FileSummary } from '../../src/protocol/index.js'
-import { PandaRecordTag, ROWS_PREFIX_BYTES } from '../../src/protocol/index.js'
+import { PandaRecordTag } from '../../src/protocol/index.js'
+import { ROWS_HEADER_BYTES, blockRowsFor } from '../../src/pipeline/index.js'
 import { attachRecordReader, attachRecordWriter, attachRingControl, createRecordRing } from '../../src/shm/index.js'
 import { h5dump, pandaFixturesDir, readWithH5py, requireHdf5Tools } from '../support/h5py.js'
 
@@ -28,7 +29,7 @@ function setup (stem: string) {
     ring: attachRecordReader(sab),
     outDir: dir,
     fileStem: stem,
-    blockRows: 16,
+    blocks: { rows: 16, bytes: 0, minRows: 1, maxRows: 16, chunkRows: 16 },
     histograms: hist,
     events: {
       fileOpened: (n, p) => events.push(`opened ${n} ${p}`),
@@ -86,10 +87,18 @@ t.test('rows before any header are a protocol error', async t => {
   const sab = createRecordRing({ name: 'panda→writer', policy: 'fail-when-full', capacityBytes: 4096 })
   const w = attachRecordWriter(sab)
   const hist = new HistogramSet()
-  const writer = new PandaWriterLogic({ ring: attachRecordReader(sab), outDir: dir, fileStem: 'x', blockRows: 16, histograms: hist, events: { fileOpened: () => {}, progress: () => {}, fileClosed: () => {} } })
-  t.equal(w.tryWrite(new Uint8Array(ROWS_PREFIX_BYTES + 8), PandaRecordTag.ROWS, 0), true)
+  const writer = new PandaWriterLogic({ ring: attachRecordReader(sab), outDir: dir, fileStem: 'x', blocks: { rows: 16, bytes: 0, minRows: 1, maxRows: 16, chunkRows: 16 }, histograms: hist, events: { fileOpened: () => {}, progress: () => {}, fileClosed: () => {} } })
+  t.equal(w.tryWrite(new Uint8Array(ROWS_HEADER_BYTES + 8), PandaRecordTag.ROWS, 0), true)
   await t.rejects(writer.drain(), { code: 'FLY_ERR_PROTOCOL_MESSAGE', message: /rows before any acquisition header/ })
   t.equal(w.tryWrite(new Uint8Array(4), 99, 0), true)
   await t.rejects(writer.drain(), { code: 'FLY_ERR_PROTOCOL_MESSAGE', message: /unknown record tag 99/ })
   hist.destroy()
+})
+
+t.test('blocks are sized by bytes within row bounds, unless a row count is given', async t => {
+  const sizing = { rows: undefined, bytes: 8 * 1024 * 1024, minRows: 10_000, maxRows: 1_048_576, chunkRows: 65_536 }
+  t.equal(blockRowsFor(sizing, 36), 233_016, '8 MiB of 36-byte rows')
+  t.equal(blockRowsFor(sizing, 4096), 10_000, 'never fewer than minRows')
+  t.equal(blockRowsFor(sizing, 4), 1_048_576, 'never more than maxRows')
+  t.equal(blockRowsFor({ ...sizing, rows: 16 }, 36), 16, 'a fixed row count wins')
 })
