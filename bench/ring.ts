@@ -73,6 +73,43 @@ function runRole (job: Job): Reply {
       }
       return { end: nowNs(), n, sum }
     }
+    case 'batch-producer': {
+      // The PandA ring's use: one ring record carries a batch of BATCH 64-byte rows.
+      const w = attachRecordWriter(sab)
+      const u32 = new Uint32Array(w.data.buffer, w.data.byteOffset, w.data.length >> 2)
+      const bytes = RECORD_BYTES * BATCH
+      const start = nowNs()
+      for (let seq = 0; seq < job.count; seq += BATCH) {
+        let off = w.reserveOffset(bytes)
+        while (off < 0) {
+          if (waitForSpace(w, WAIT_MS, bytes) !== 'ready') throw new Error('batch-producer: no space')
+          off = w.reserveOffset(bytes)
+        }
+        for (let k = 0; k < BATCH; k++) fillRecord(u32, (off >> 2) + k * (RECORD_BYTES >> 2), seq + k)
+        w.commit(bytes, 1, 0)
+      }
+      w.close()
+      return { start }
+    }
+    case 'batch-consumer': {
+      const r = attachRecordReader(sab)
+      const u32 = new Uint32Array(r.data.buffer, r.data.byteOffset, r.data.length >> 2)
+      let n = 0
+      let sum = 0
+      parentPort?.postMessage({ ready: 1 })
+      for (;;) {
+        while (r.next()) {
+          const rows = r.payloadLength / RECORD_BYTES
+          for (let k = 0; k < rows; k++) sum = (sum + (u32[(r.payloadOffset >> 2) + k * (RECORD_BYTES >> 2)] as number)) | 0
+          n += rows
+        }
+        r.release()
+        const res = waitForData(r, WAIT_MS)
+        if (res === 'closed') break
+        if (res !== 'ready') throw new Error(`batch-consumer: ${res}`)
+      }
+      return { end: nowNs(), n, sum }
+    }
     case 'rb-producer': {
       const rb = new RingBuffer(sab, Uint8Array)
       const batch = new Uint8Array(RECORD_BYTES * BATCH)
@@ -224,6 +261,36 @@ function runRole (job: Job): Reply {
       }
       return { end: nowNs(), summaries: h.summaries() }
     }
+    case 'raw-lat-producer': {
+      // The limit: a bare Atomics.notify of a waiting thread, no ring.
+      const i32 = new Int32Array(sab)
+      const f64 = new Float64Array(sab, 8, 1)
+      const interval = (job.intervalUs ?? 100) / 1000
+      for (let i = 0; i < job.count; i++) {
+        sleepMs(interval)
+        f64[0] = nowNs()
+        Atomics.add(i32, 0, 1)
+        Atomics.notify(i32, 0)
+      }
+      Atomics.store(i32, 1, 1)
+      Atomics.add(i32, 0, 1)
+      Atomics.notify(i32, 0)
+      return { start: 0 }
+    }
+    case 'raw-lat-consumer': {
+      const i32 = new Int32Array(sab)
+      const f64 = new Float64Array(sab, 8, 1)
+      const h = new HistogramSet()
+      parentPort?.postMessage({ ready: 1 })
+      let seen = 0
+      for (;;) {
+        if (Atomics.wait(i32, 0, seen, WAIT_MS) === 'timed-out') throw new Error('raw-lat-consumer: timed out')
+        seen = Atomics.load(i32, 0)
+        if (Atomics.load(i32, 1) === 1) break
+        h.record('atomics.wake_us', (nowNs() - (f64[0] as number)) / 1000)
+      }
+      return { end: nowNs(), summaries: h.summaries() }
+    }
     default:
       throw new Error(`unknown role ${job.ringBench}`)
   }
@@ -316,8 +383,16 @@ export const bench: Benchmark = {
     const gbs = (ns: number): number => frames * FRAME_BYTES / ns // GB/s (10^9)
     const m: Measurement[] = []
 
-    // 64-byte records in batches of 64
+    // 64-byte records in batches of 64: every subject moves the same batches (one ring record, one ringbuf.js push,
+    // one message per batch), as the PandA ring moves batches of rows.
     m.push(await measure('shm record ring', 'ours', 'records/s (64 B)', 'M/s', runs, async () => {
+      const sab = createRecordRing({ name: 'bench-records', policy: 'block', capacityBytes: 2 ** 20 })
+      const { ns, c } = await pair({ ringBench: 'batch-consumer', sab, count: records }, { ringBench: 'batch-producer', sab, count: records })
+      if (c.n !== records) throw new Error(`record ring moved ${String(c.n)} of ${records}`)
+      return mrec(ns)
+    }, warmup))
+    // The same 64-byte records, one ring record each (batched publication): the ring's per-record cost.
+    m.push(await measure('shm record ring, a ring record per record', 'ours', 'records/s (64 B)', 'M/s', runs, async () => {
       const sab = createRecordRing({ name: 'bench-records', policy: 'block', capacityBytes: 2 ** 20 })
       const { ns, c } = await pair({ ringBench: 'rec-consumer', sab, count: records }, { ringBench: 'rec-producer', sab, count: records })
       if (c.n !== records) throw new Error(`record ring moved ${String(c.n)} of ${records}`)
@@ -354,14 +429,28 @@ export const bench: Benchmark = {
     m.push(await measure('memcpy (Uint8Array.set)', 'limit', 'frames GB/s (8 MB)', 'GB/s', runs,
       () => gbs(memcpy(frames * FRAME_BYTES, FRAME_BYTES)), warmup))
 
-    // handoff latency: one record at a time, consumer blocked in waitForData (wait/notify)
-    const latSab = createRecordRing({ name: 'bench-latency', policy: 'fail-when-full', capacityBytes: 2 ** 16 })
-    const { c } = await pair({ ringBench: 'lat-consumer', sab: latSab, count: latencyCount },
-      { ringBench: 'lat-producer', sab: latSab, count: latencyCount, intervalUs: 100 })
-    const latency = c.summaries as Record<string, LatencySummary>
+    // handoff latency: one record at a time, consumer blocked in waitForData (wait/notify); a warm-up pass first.
+    // The limit: a bare Atomics.wait/notify wake-up between the same two threads, with nothing else.
+    const latencyRun = async (): Promise<Record<string, LatencySummary>> => {
+      const latSab = createRecordRing({ name: 'bench-latency', policy: 'fail-when-full', capacityBytes: 2 ** 16 })
+      const { c } = await pair({ ringBench: 'lat-consumer', sab: latSab, count: latencyCount },
+        { ringBench: 'lat-producer', sab: latSab, count: latencyCount, intervalUs: 100 })
+      return c.summaries as Record<string, LatencySummary>
+    }
+    if (!quick) await latencyRun()
+    const rawSab = new SharedArrayBuffer(64)
+    const raw = (await pair({ ringBench: 'raw-lat-consumer', sab: rawSab, count: latencyCount },
+      { ringBench: 'raw-lat-producer', sab: rawSab, count: latencyCount, intervalUs: 100 })).c.summaries as Record<string, LatencySummary>
+    const latency = { ...await latencyRun(), ...raw }
     const handoff = latency['ring.handoff_us']
+    const wake = latency['atomics.wake_us']
     if (handoff !== undefined) {
       m.push({ subject: 'shm record ring handoff', role: 'ours', metric: 'p99.9 handoff', unit: 'us', median: handoff.p999, min: handoff.p999, max: handoff.p999, runs: 1 })
+      m.push({ subject: 'shm record ring handoff', role: 'ours', metric: 'p99 handoff', unit: 'us', median: handoff.p99, min: handoff.p99, max: handoff.p99, runs: 1 })
+    }
+    if (wake !== undefined) {
+      m.push({ subject: 'bare Atomics.wait/notify wake-up', role: 'limit', metric: 'p99.9 handoff', unit: 'us', median: wake.p999, min: wake.p999, max: wake.p999, runs: 1 })
+      m.push({ subject: 'bare Atomics.wait/notify wake-up', role: 'limit', metric: 'p99 handoff', unit: 'us', median: wake.p99, min: wake.p99, max: wake.p99, runs: 1 })
     }
 
     const result: BenchResult = {

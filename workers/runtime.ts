@@ -4,7 +4,7 @@
  * the decoding of workerData. Installed once per worker by `startWorker`.
  */
 import { parentPort, workerData, isMainThread } from 'node:worker_threads'
-import { ErrorCode, FlyScanError, toWire } from '../src/errors.js'
+import { ErrorCode, FlyScanError, toWire, type WireError } from '../src/errors.js'
 
 export interface WorkerPort<Up, Down> {
   post (msg: Up): void
@@ -23,8 +23,15 @@ export function startWorker<Data extends { kind: string }, Up, Down> (expectedKi
     throw new FlyScanError(ErrorCode.BAD_INPUT, `${expectedKind} worker: workerData.kind is ${String((data as { kind?: unknown } | null)?.kind)}`)
   }
   const die = (err: unknown): void => {
+    let wire: WireError
     try {
-      parent.postMessage({ kind: 'error', error: toWire(err) })
+      wire = toWire(err)
+    } catch {
+      // A thrown value that cannot even be printed (e.g. an object without a prototype).
+      wire = { code: ErrorCode.UNKNOWN, message: 'unprintable error', stack: undefined, details: {}, cause: undefined }
+    }
+    try {
+      parent.postMessage({ kind: 'error', error: wire })
     } finally {
       process.exit(1)
     }

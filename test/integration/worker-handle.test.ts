@@ -115,12 +115,14 @@ t.test('crash-before-runtime: an error only the Worker error event sees keeps it
   t.equal((await rejection(h.ready, 'ready')).code, ErrorCode.WORKER_EXIT)
 })
 
-t.test('a worker file that does not exist: FLY_ERR_WORKER_EXIT naming Node\'s code', async (t) => {
+t.test('a worker file that does not exist: FLY_ERR_WORKER_EXIT naming the missing file', async (t) => {
   trackLeaks(t)
   const h = spawn(t, 'no-such-fixture')
   const done = await rejection(h.done, 'done')
   t.equal(done.code, ErrorCode.WORKER_EXIT)
-  t.match(done.message, /^worker no-such-fixture exited with code 1: FLY_ERR_UNKNOWN: ERR_MODULE_NOT_FOUND: .*no-such-fixture\.js/)
+  // Node's `code` (ERR_MODULE_NOT_FOUND) usually survives the Worker 'error' event, but under load it was seen to
+  // arrive without it (CI on 2 busy cores); the message must name the file either way.
+  t.match(done.message, /^worker no-such-fixture exited with code 1: FLY_ERR_UNKNOWN: (ERR_MODULE_NOT_FOUND: )?.*no-such-fixture\.js/)
   t.equal((await rejection(h.ready, 'ready')).code, ErrorCode.WORKER_EXIT)
 })
 
