@@ -77,15 +77,16 @@ function runRole (job: Job): Reply {
       // The PandA ring's use: one ring record carries a batch of BATCH 64-byte rows.
       const w = attachRecordWriter(sab)
       const u32 = new Uint32Array(w.data.buffer, w.data.byteOffset, w.data.length >> 2)
-      const bytes = RECORD_BYTES * BATCH
       const start = nowNs()
       for (let seq = 0; seq < job.count; seq += BATCH) {
+        const rows = Math.min(BATCH, job.count - seq)
+        const bytes = RECORD_BYTES * rows
         let off = w.reserveOffset(bytes)
         while (off < 0) {
           if (waitForSpace(w, WAIT_MS, bytes) !== 'ready') throw new Error('batch-producer: no space')
           off = w.reserveOffset(bytes)
         }
-        for (let k = 0; k < BATCH; k++) fillRecord(u32, (off >> 2) + k * (RECORD_BYTES >> 2), seq + k)
+        for (let k = 0; k < rows; k++) fillRecord(u32, (off >> 2) + k * (RECORD_BYTES >> 2), seq + k)
         w.commit(bytes, 1, 0)
       }
       w.close()

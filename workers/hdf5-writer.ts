@@ -5,7 +5,7 @@
  */
 import { toWire } from '../src/errors.js'
 import { HistogramSet } from '../src/metrics/index.js'
-import { loadHdf5 } from '../src/hdf5/index.js'
+import { checkWritable } from '../src/hdf5/index.js'
 import { PandaWriterLogic } from '../src/pipeline/index.js'
 import type { Hdf5WriterData, Hdf5WriterDown, Hdf5WriterUp } from '../src/protocol/index.js'
 import { attachRecordReader, waitForData } from '../src/shm/index.js'
@@ -49,7 +49,7 @@ port.onMessage((msg) => {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 async function run (): Promise<void> {
-  await loadHdf5()
+  await checkWritable(data.outDir)
   port.post({ kind: 'ready' })
   let lastFlush = performance.now()
   for (;;) {

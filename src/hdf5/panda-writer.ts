@@ -6,6 +6,8 @@
  * follow it live; `flush()` makes everything appended so far visible and durable against a crash of this process.
  * ../../docs/hdf5-layout.md states the guarantees.
  */
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
 import h5wasm from 'h5wasm/node'
 import type { Dataset, File as H5File } from 'h5wasm/node'
 import { ErrorCode, FlyScanError } from '../errors.js'
@@ -41,6 +43,9 @@ export interface PandaCloseInfo {
   readonly error?: unknown
 }
 
+/** Rows the block buffers hold at first. */
+const INITIAL_BUFFER_ROWS = 16_384
+
 const DTYPE = { float64: '<d', uint32: '<I' } as const
 
 function errorText (err: unknown): string {
@@ -57,6 +62,33 @@ export async function loadHdf5 (): Promise<void> {
   await h5wasm.ready
 }
 
+/**
+ * Proves that `dir` takes HDF5 files before the first acquisition needs one: creates a small SWMR file there with
+ * one chunked dataset, writes, flushes, closes and removes it. Throws FLY_ERR_HDF5 naming the directory. It also
+ * warms h5wasm's file layer, which otherwise costs the first acquisition tens of milliseconds.
+ */
+export async function checkWritable (dir: string): Promise<void> {
+  await h5wasm.ready
+  const path = join(dir, `.tst-fly-write-check-${process.pid}-${Math.random().toString(36).slice(2)}.h5`)
+  let file: H5File | undefined
+  try {
+    file = new h5wasm.File(path, 'w', { libver: 'v110' })
+    const ds = file.create_dataset({ name: 'check', data: new Float64Array(0), shape: [0], dtype: '<d', maxshape: [null], chunks: [1024] })
+    file.start_swmr_write()
+    ds.resize([1024])
+    ds.write_slice([[0, 1024]], new Float64Array(1024))
+    file.flush()
+    file.close()
+    file = undefined
+  } catch (err) {
+    try { file?.close() } catch { /* the first error is the one to report */ }
+    throw new FlyScanError(ErrorCode.HDF5, `output directory ${dir} does not take HDF5 files: ${errorText(err)}`,
+      { details: { dir }, cause: err })
+  } finally {
+    rmSync(path, { force: true })
+  }
+}
+
 export class PandaHdfWriter {
   readonly path: string
   readonly layout: PandaFileLayout
@@ -64,7 +96,8 @@ export class PandaHdfWriter {
   #file: H5File | undefined
   readonly #datasets: Dataset[]
   readonly #decoder: ColumnDecoder
-  readonly #buffers: ColumnArray[]
+  /** Block buffers: they start small and grow (x4) up to blockRows, so short acquisitions stay cheap. */
+  #buffers: ColumnArray[]
   readonly #rowBytes: number
   readonly #onBlockWritten: ((info: BlockWritten) => void) | undefined
   #buffered = 0
@@ -80,7 +113,7 @@ export class PandaHdfWriter {
     this.#decoder = decoder
     this.layout = layout
     this.blockRows = blockRows
-    this.#buffers = decoder.allocate(blockRows)
+    this.#buffers = decoder.allocate(Math.min(blockRows, INITIAL_BUFFER_ROWS))
     this.#rowBytes = decoder.rowBytes
     this.#onBlockWritten = onBlockWritten
   }
@@ -158,6 +191,7 @@ export class PandaHdfWriter {
     let written = 0
     while (done < frame.rows) {
       const n = Math.min(frame.rows - done, this.blockRows - this.#buffered)
+      this.#reserve(this.#buffered + n)
       this.#decoder.decode(frame, this.#buffers, this.#buffered, done, n)
       this.#buffered += n
       done += n
@@ -181,6 +215,7 @@ export class PandaHdfWriter {
     let written = 0
     while (done < rows) {
       const n = Math.min(rows - done, this.blockRows - this.#buffered)
+      this.#reserve(this.#buffered + n)
       for (let i = 0; i < columns.length; i++) {
         const src = columns[i] as ColumnArray
         const dst = this.#buffers[i] as ColumnArray
@@ -191,6 +226,17 @@ export class PandaHdfWriter {
       if (this.#buffered === this.blockRows) written += this.#writeBlock()
     }
     return written
+  }
+
+  /** Grows the block buffers (x4, capped at blockRows) until they hold `rows` rows. */
+  #reserve (rows: number): void {
+    const have = (this.#buffers[0] as ColumnArray | undefined)?.length ?? this.blockRows
+    if (rows <= have) return
+    let size = have
+    while (size < rows) size = Math.min(this.blockRows, size * 4)
+    const bigger = this.#decoder.allocate(size)
+    for (let i = 0; i < bigger.length; i++) (bigger[i] as ColumnArray).set((this.#buffers[i] as ColumnArray).subarray(0, this.#buffered))
+    this.#buffers = bigger
   }
 
   /** Write the partial block and flush the file (readers see every row appended so far). Returns rows written now. */

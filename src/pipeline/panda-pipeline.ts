@@ -6,7 +6,8 @@
  * A worker that dies is turned into an outcome, never respawned: the ring is marked FAILED so that the other side
  * wakes, and the writer closes the open file with what it has.
  */
-import { mkdir } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
+import path from 'node:path'
 import { defaults } from '../../config/index.js'
 import { ErrorCode, FlyScanError, fromWire } from '../errors.js'
 import { HistogramSet, type LatencySummary } from '../metrics/index.js'
@@ -61,10 +62,44 @@ export interface PipelineEvents {
 /** The reasons that end an acquisition cleanly (panda-protocol.md §2.3). */
 export const CLEAN_END_REASONS: ReadonlySet<string> = new Set(['Ok', 'Disarmed'])
 
+/**
+ * Creates `dir` and its missing parents, one level at a time (Node's recursive mkdir was seen to spin forever on
+ * a path under /proc). Throws FLY_ERR_BAD_INPUT naming the directory and the reason.
+ */
+async function ensureDirectory (dir: string): Promise<void> {
+  const missing: string[] = []
+  let at = path.resolve(dir)
+  for (;;) {
+    try {
+      const s = await stat(at)
+      if (!s.isDirectory()) throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || path.dirname(at) === at) {
+        throw new FlyScanError(ErrorCode.BAD_INPUT, `output directory ${dir}: ${(err as Error).message}`, { details: { dir }, cause: err })
+      }
+      missing.unshift(at)
+      at = path.dirname(at)
+    }
+  }
+  for (const d of missing) {
+    try {
+      await mkdir(d)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue
+      throw new FlyScanError(ErrorCode.BAD_INPUT, `output directory ${dir}: cannot create ${d}: ${(err as Error).message}`, { details: { dir }, cause: err })
+    }
+  }
+}
+
 const workerUrl = (name: string): URL => new URL(`../../workers/${name}.js`, import.meta.url)
 
 export class PandaPipeline {
-  readonly capture: WorkerHandle<PandaCaptureUp, PandaCaptureDown>
+  #capture: WorkerHandle<PandaCaptureUp, PandaCaptureDown> | undefined
+  readonly #captureData: PandaCaptureData
+  readonly #events: PipelineEvents
+  readonly #readyTimeoutMs: number
+  readonly #closeTimeoutMs: number
   readonly writer: WorkerHandle<Hdf5WriterUp, Hdf5WriterDown>
   readonly #ring: SharedArrayBuffer
   readonly #errors: FlyScanError[] = []
@@ -107,8 +142,10 @@ export class PandaPipeline {
       readBufferBytes: defaults.panda.readBufferBytes,
       maxRecordBytes: defaults.ring.pandaMaxRecordBytes
     }
-    this.capture = new WorkerHandle<PandaCaptureUp, PandaCaptureDown>({ name: 'panda-capture', url: workerUrl('panda-capture'), workerData: captureData, readyTimeoutMs, closeTimeoutMs })
-
+    this.#captureData = captureData
+    this.#events = events
+    this.#readyTimeoutMs = readyTimeoutMs
+    this.#closeTimeoutMs = closeTimeoutMs
     this.writer.on((msg) => {
       switch (msg.kind) {
         case 'file-opened': this.#openFiles.set(msg.acquisition, msg.path); events.fileOpened?.(msg.acquisition, msg.path); break
@@ -119,7 +156,30 @@ export class PandaPipeline {
         case 'ready': case 'flushed': case 'closed': break
       }
     })
-    this.capture.on((msg) => {
+    this.writer.done.catch(() => this.#onDeath())
+  }
+
+  /** The capture worker (it exists once start() has seen the writer ready). */
+  get capture (): WorkerHandle<PandaCaptureUp, PandaCaptureDown> {
+    if (this.#capture === undefined) throw new FlyScanError(ErrorCode.NOT_CONNECTED, 'the PandA capture worker has not been started')
+    return this.#capture
+  }
+
+  /** A worker that dies fails the ring so that the other one wakes and finishes. */
+  #onDeath (): void {
+    attachRingControl(this.#ring).fail()
+  }
+
+  /**
+   * Spawns the capture worker. Called once the writer is ready, so that the first rows never wait in the ring for
+   * the writer to load (h5wasm compiles for ~100 ms).
+   */
+  #spawnCapture (): WorkerHandle<PandaCaptureUp, PandaCaptureDown> {
+    const events = this.#events
+    const capture = new WorkerHandle<PandaCaptureUp, PandaCaptureDown>({
+      name: 'panda-capture', url: workerUrl('panda-capture'), workerData: this.#captureData, readyTimeoutMs: this.#readyTimeoutMs, closeTimeoutMs: this.#closeTimeoutMs
+    })
+    capture.on((msg) => {
       switch (msg.kind) {
         case 'start': events.start?.(msg.acquisition, msg.fields); break
         case 'end': events.end?.(msg.acquisition, msg.end, msg.rowsReceived); break
@@ -129,21 +189,21 @@ export class PandaPipeline {
         case 'ready': break
       }
     })
-    // A worker that dies fails the ring so that the other one wakes and finishes.
-    const onDeath = (): void => { attachRingControl(this.#ring).fail() }
-    this.capture.done.catch(onDeath)
-    this.writer.done.catch(onDeath)
+    capture.done.catch(() => this.#onDeath())
+    this.#capture = capture
+    return capture
   }
 
   /** Spawns both workers and waits until the writer is ready and the capture socket is connected. */
   static async start (opts: PandaPipelineOptions, events: PipelineEvents = {}): Promise<PandaPipeline> {
-    await mkdir(opts.outDir, { recursive: true })
+    await ensureDirectory(opts.outDir)
     const p = new PandaPipeline(opts, events)
     try {
-      await Promise.all([p.writer.ready, p.capture.ready])
+      await p.writer.ready
+      await p.#spawnCapture().ready
     } catch (err) {
       await p.destroy('start failed')
-      const causes = [p.writer.lastError, p.capture.lastError].filter((e) => e !== undefined)
+      const causes = [p.writer.lastError, p.#capture?.lastError].filter((e) => e !== undefined)
       throw new FlyScanError(ErrorCode.NOT_CONNECTED,
         `PandA pipeline did not start: ${[err instanceof Error ? err.message : String(err), ...causes.map((c) => c.message)].join('; ')}`,
         { cause: err })
@@ -208,6 +268,6 @@ export class PandaPipeline {
   /** Terminates both workers now. Idempotent. */
   async destroy (reason = 'destroyed'): Promise<void> {
     attachRingControl(this.#ring).fail()
-    await Promise.all([this.capture.destroy(reason), this.writer.destroy(reason)])
+    await Promise.all([this.#capture?.destroy(reason), this.writer.destroy(reason)])
   }
 }

@@ -161,3 +161,11 @@ t.test('--rate paces the replay', async t => {
   t.ok(Date.now() - started >= 180, 'took at least the paced time')
   t.equal((JSON.parse(r.stdout) as ReplayJson).acquisitions[0]?.rows, 58)
 })
+
+t.test('an output directory that cannot be made exits 2 naming it', async t => {
+  const file = join(dir, 'a-file')
+  writeFileSync(file, '')
+  const r = await runCli(['replay', join(pandaFixturesDir(), 'slow_dump.bin'), '--out', join(file, 'sub')])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /output directory .*a-file\/sub: .*not a directory/)
+})
