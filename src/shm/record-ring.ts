@@ -298,14 +298,7 @@ export class RecordReader extends RingHandle {
     this.#readBytes += this.#pendingBytes
     this.#pendingRecords = 0
     this.#pendingBytes = 0
-    const f = this.headerF64
-    f[F64.READ_RECORDS] = this.#readRecords
-    f[F64.READ_BYTES] = this.#readBytes
-    Atomics.store(this.header, I32.READ, this.#released | 0)
-    if (Atomics.load(this.header, I32.SPACE_WAITING) !== 0) {
-      Atomics.add(this.header, I32.SPACE_SIGNAL, 1)
-      Atomics.notify(this.header, I32.SPACE_SIGNAL)
-    }
+    this.publishRead(this.#released, this.#readRecords, this.#readBytes)
   }
 
   /** Bytes committed and not yet read by this reader. */
@@ -321,13 +314,7 @@ export class RecordReader extends RingHandle {
   pollData (): WaitResult | null {
     const s = this.state()
     this.#writeCache = Atomics.load(this.header, I32.WRITE) >>> 0
-    if (this.#read !== this.#writeCache) return 'ready'
-    if (s === RingState.FAILED) return 'failed'
-    if (s === RingState.DRAINING) {
-      this.markClosed()
-      return 'closed'
-    }
-    return s === RingState.CLOSED ? 'closed' : null
+    return this.pollState(s, this.#read !== this.#writeCache)
   }
 }
 

@@ -9,6 +9,7 @@ import {
   isPowerOfTwo, maxRecordPayload, slotStride
 } from './ring-layout.js'
 import type { RingPolicyCode, RingPolicyName } from './ring-layout.js'
+import type { WaitResult } from './wait.js'
 
 export type RingStateName = 'OPEN' | 'DRAINING' | 'CLOSED' | 'FAILED'
 export type RingSide = 'producer' | 'consumer' | 'supervisor'
@@ -280,6 +281,36 @@ export class RingHandle {
   }
 
   /** Consumer: DRAINING and empty → CLOSED (end-of-stream). */
+  /**
+   * Consumer: publishes how far it has read (the read index and the totals) and wakes the producer if it is
+   * waiting for space.
+   */
+  protected publishRead (read: number, readRecords: number, readBytes: number): void {
+    const f = this.headerF64
+    f[F64.READ_RECORDS] = readRecords
+    f[F64.READ_BYTES] = readBytes
+    Atomics.store(this.header, I32.READ, read | 0)
+    if (Atomics.load(this.header, I32.SPACE_WAITING) !== 0) {
+      Atomics.add(this.header, I32.SPACE_SIGNAL, 1)
+      Atomics.notify(this.header, I32.SPACE_SIGNAL)
+    }
+  }
+
+  /**
+   * Consumer, for waitForData: `s` is the state read BEFORE checking for data (so that a commit followed by close
+   * is never mistaken for end-of-stream). Data first: FAILED stops the producer, not the reading of what it
+   * committed. Then 'failed', 'closed' (DRAINING and drained marks the ring CLOSED), or null to keep waiting.
+   */
+  protected pollState (s: RingState, hasData: boolean): WaitResult | null {
+    if (hasData) return 'ready'
+    if (s === RingState.FAILED) return 'failed'
+    if (s === RingState.DRAINING) {
+      this.markClosed()
+      return 'closed'
+    }
+    return s === RingState.CLOSED ? 'closed' : null
+  }
+
   protected markClosed (): void {
     if (Atomics.compareExchange(this.header, I32.STATE, RingState.DRAINING, RingState.CLOSED) === RingState.DRAINING) {
       this.wakeAll()

@@ -185,13 +185,15 @@ export class SlotReader extends RingHandle {
     this.#readBytes = this.headerF64[F64.READ_BYTES] as number
   }
 
-  /** The next published frame (views valid until release()), or null: empty, end-of-stream or FAILED. */
+  /**
+   * The next published frame (views valid until release()), or null: empty, end-of-stream, or FAILED and drained
+   * (frames published before a failure stay readable, as in the record ring).
+   */
   tryRead (): SlotFrame | null {
     if (this.#read === this.#writeCache) {
       this.#writeCache = Atomics.load(this.header, I32.WRITE) >>> 0
       if (this.#read === this.#writeCache) return null
     }
-    if (Atomics.load(this.header, I32.STATE) === RingState.FAILED) return null
     const v = this.#views[this.#read & this.#mask] as SlotViews
     const len = v.i32[Slot.LEN >> 2] as number
     this.#read = (this.#read + 1) >>> 0
@@ -213,14 +215,7 @@ export class SlotReader extends RingHandle {
     this.#readBytes += this.#pendingBytes
     this.#pendingRecords = 0
     this.#pendingBytes = 0
-    const f = this.headerF64
-    f[F64.READ_RECORDS] = this.#readRecords
-    f[F64.READ_BYTES] = this.#readBytes
-    Atomics.store(this.header, I32.READ, this.#released | 0)
-    if (Atomics.load(this.header, I32.SPACE_WAITING) !== 0) {
-      Atomics.add(this.header, I32.SPACE_SIGNAL, 1)
-      Atomics.notify(this.header, I32.SPACE_SIGNAL)
-    }
+    this.publishRead(this.#released, this.#readRecords, this.#readBytes)
   }
 
   /** Frames published and not yet read by this reader. */
@@ -232,14 +227,8 @@ export class SlotReader extends RingHandle {
   /** For waitForData: see RecordReader.pollData. */
   pollData (): WaitResult | null {
     const s = this.state()
-    if (s === RingState.FAILED) return 'failed'
     this.#writeCache = Atomics.load(this.header, I32.WRITE) >>> 0
-    if (this.#read !== this.#writeCache) return 'ready'
-    if (s === RingState.DRAINING) {
-      this.markClosed()
-      return 'closed'
-    }
-    return s === RingState.CLOSED ? 'closed' : null
+    return this.pollState(s, this.#read !== this.#writeCache)
   }
 }
 

@@ -51,59 +51,65 @@ function checkTimeout (name: string, timeoutMs: number): void {
   }
 }
 
-function waitSync (name: string, h: Int32Array, waitingIdx: number, signalIdx: number,
-  poll: () => WaitResult | null, timeoutMs: number, spin: number): WaitResult {
+/** Either the wait is over (a result), or the caller should sleep on `signalIdx` while it still holds `sig`. */
+type Step = { readonly result: WaitResult } | { readonly sig: number, readonly left: number }
+
+/** Spins `spin` polls; returns a result, or the deadline to sleep until. */
+function spinFirst (name: string, poll: () => WaitResult | null, timeoutMs: number, spin: number): WaitResult | number {
   checkTimeout(name, timeoutMs)
   for (let i = 0; i < spin; i++) {
     const r = poll()
     if (r !== null) return r
   }
-  const deadline = performance.now() + timeoutMs
+  return performance.now() + timeoutMs
+}
+
+/**
+ * One step of the sleep protocol: read the signal word, say we are about to sleep, poll once more (a producer that
+ * published after our last poll either sees the flag and bumps the signal, or is seen by this poll), then either
+ * finish or tell the caller what to sleep on. The caller clears the flag after waking.
+ */
+function arm (h: Int32Array, waitingIdx: number, signalIdx: number, poll: () => WaitResult | null, deadline: number): Step {
+  const sig = Atomics.load(h, signalIdx)
+  Atomics.store(h, waitingIdx, 1)
+  const r = poll()
+  if (r !== null) {
+    Atomics.store(h, waitingIdx, 0)
+    return { result: r }
+  }
+  const left = deadline - performance.now()
+  if (left <= 0) {
+    Atomics.store(h, waitingIdx, 0)
+    return { result: 'timeout' }
+  }
+  return { sig, left }
+}
+
+function waitSync (name: string, h: Int32Array, waitingIdx: number, signalIdx: number,
+  poll: () => WaitResult | null, timeoutMs: number, spin: number): WaitResult {
+  const deadline = spinFirst(name, poll, timeoutMs, spin)
+  if (typeof deadline === 'string') return deadline
   for (;;) {
-    const sig = Atomics.load(h, signalIdx)
-    Atomics.store(h, waitingIdx, 1)
-    const r = poll()
-    if (r !== null) {
-      Atomics.store(h, waitingIdx, 0)
-      return r
-    }
-    const left = deadline - performance.now()
-    if (left <= 0) {
-      Atomics.store(h, waitingIdx, 0)
-      return 'timeout'
-    }
-    Atomics.wait(h, signalIdx, sig, left)
+    const step = arm(h, waitingIdx, signalIdx, poll, deadline)
+    if ('result' in step) return step.result
+    Atomics.wait(h, signalIdx, step.sig, step.left)
     Atomics.store(h, waitingIdx, 0)
   }
 }
 
 async function waitAsyncLoop (name: string, h: Int32Array, waitingIdx: number, signalIdx: number,
   poll: () => WaitResult | null, timeoutMs: number, spin: number): Promise<WaitResult> {
-  checkTimeout(name, timeoutMs)
-  for (let i = 0; i < spin; i++) {
-    const r = poll()
-    if (r !== null) return r
-  }
-  const deadline = performance.now() + timeoutMs
+  const deadline = spinFirst(name, poll, timeoutMs, spin)
+  if (typeof deadline === 'string') return deadline
   for (;;) {
-    const sig = Atomics.load(h, signalIdx)
-    Atomics.store(h, waitingIdx, 1)
-    const r = poll()
-    if (r !== null) {
-      Atomics.store(h, waitingIdx, 0)
-      return r
-    }
-    const left = deadline - performance.now()
-    if (left <= 0) {
-      Atomics.store(h, waitingIdx, 0)
-      return 'timeout'
-    }
-    const w = waitAsync(h, signalIdx, sig, left)
+    const step = arm(h, waitingIdx, signalIdx, poll, deadline)
+    if ('result' in step) return step.result
+    const w = waitAsync(h, signalIdx, step.sig, step.left)
     if (w.async) {
       const promise = w.value as Promise<'ok' | 'timed-out'>
       // Atomics.waitAsync alone does not keep the event loop alive: a timer does, until the wait settles.
       await new Promise<void>((resolve) => {
-        const keepAlive = setTimeout(resolve, left + 1)
+        const keepAlive = setTimeout(resolve, step.left + 1)
         promise.then(() => { clearTimeout(keepAlive); resolve() }, () => { clearTimeout(keepAlive); resolve() })
       })
     }
