@@ -263,32 +263,34 @@ function runRole (job: Job): Reply {
       return { end: nowNs(), summaries: h.summaries() }
     }
     case 'raw-lat-producer': {
-      // The limit: a bare Atomics.notify of a waiting thread, no ring.
-      const i32 = new Int32Array(sab)
-      const f64 = new Float64Array(sab, 8, 1)
+      // The limit: a bare Atomics.notify of a waiting thread, no ring. Each event has its own timestamp slot, so
+      // that a consumer that wakes late counts every event it was late for, as the ring's consumer does.
+      const i32 = new Int32Array(sab, 0, 2)
+      const f64 = new Float64Array(sab, 8, job.count)
       const interval = (job.intervalUs ?? 100) / 1000
       for (let i = 0; i < job.count; i++) {
         sleepMs(interval)
-        f64[0] = nowNs()
-        Atomics.add(i32, 0, 1)
+        f64[i] = nowNs()
+        Atomics.store(i32, 0, i + 1)
         Atomics.notify(i32, 0)
       }
       Atomics.store(i32, 1, 1)
-      Atomics.add(i32, 0, 1)
       Atomics.notify(i32, 0)
       return { start: 0 }
     }
     case 'raw-lat-consumer': {
-      const i32 = new Int32Array(sab)
-      const f64 = new Float64Array(sab, 8, 1)
+      const i32 = new Int32Array(sab, 0, 2)
+      const f64 = new Float64Array(sab, 8, job.count)
       const h = new HistogramSet()
       parentPort?.postMessage({ ready: 1 })
       let seen = 0
       for (;;) {
-        if (Atomics.wait(i32, 0, seen, WAIT_MS) === 'timed-out') throw new Error('raw-lat-consumer: timed out')
-        seen = Atomics.load(i32, 0)
-        if (Atomics.load(i32, 1) === 1) break
-        h.record('atomics.wake_us', (nowNs() - (f64[0] as number)) / 1000)
+        if (Atomics.load(i32, 0) === seen && Atomics.load(i32, 1) === 0 &&
+          Atomics.wait(i32, 0, seen, WAIT_MS) === 'timed-out') throw new Error('raw-lat-consumer: timed out')
+        const now = nowNs()
+        const upto = Atomics.load(i32, 0)
+        for (; seen < upto; seen++) h.record('atomics.wake_us', (now - (f64[seen] as number)) / 1000)
+        if (Atomics.load(i32, 1) === 1 && seen === Atomics.load(i32, 0)) break
       }
       return { end: nowNs(), summaries: h.summaries() }
     }
@@ -439,7 +441,7 @@ export const bench: Benchmark = {
       return c.summaries as Record<string, LatencySummary>
     }
     if (!quick) await latencyRun()
-    const rawSab = new SharedArrayBuffer(64)
+    const rawSab = new SharedArrayBuffer(8 + 8 * latencyCount)
     const raw = (await pair({ ringBench: 'raw-lat-consumer', sab: rawSab, count: latencyCount },
       { ringBench: 'raw-lat-producer', sab: rawSab, count: latencyCount, intervalUs: 100 })).c.summaries as Record<string, LatencySummary>
     const latency = { ...await latencyRun(), ...raw }
