@@ -87,6 +87,7 @@ async function main (argv: string[]): Promise<number> {
       const outcome = await replay({ recording, outDir, rateMBps: undefined, options: parseDataOptions('XML FRAMED SCALED') },
         (line) => process.stdout.write(line + '\n'))
       process.stdout.write(replayText(path.relative(process.cwd(), recording), outcome) + '\n')
+      process.stdout.write('(58 rows through freshly started threads: these latencies are first-use costs; `npm run bench` measures steady state)\n')
       process.stdout.write(`HDF5 files are in ${outDir}\n`)
       return outcome.clean ? EXIT.OK : EXIT.FAILED
     }
