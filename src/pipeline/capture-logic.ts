@@ -159,18 +159,18 @@ export class PandaCaptureLogic {
     }
   }
 
-  #writeJson (tag: PandaRecordTag, value: unknown, arrivalNs: number): boolean {
+  #writeJson (tag: PandaRecordTag, value: unknown, arrivalNs: number): void {
     const bytes = encoder.encode(JSON.stringify(value))
     const off = this.#reserve(bytes.length)
     this.#ring.data.set(bytes, off)
     this.#ring.commit(bytes.length, tag, arrivalNs)
-    return true
   }
 
+  /** Ends the acquisition in band with the error; false when even that record cannot go into the ring. */
   #writeEnd (end: EndData, err: unknown): boolean {
     try {
-      const rec: EndRecord = { end, error: toWire(err) }
-      return this.#writeJson(PandaRecordTag.END, rec, nowNs())
+      this.#writeJson(PandaRecordTag.END, { end, error: toWire(err) } satisfies EndRecord, nowNs())
+      return true
     } catch {
       return false
     }

@@ -87,36 +87,35 @@ export class PandaWriterLogic {
    * 'failed' when the ring is FAILED (the open file has then been closed with the error), 'idle' otherwise.
    */
   async drain (): Promise<DrainResult> {
-    for (;;) {
-      const rec = this.#ring.tryRead()
-      if (rec === null) break
+    // The state is read before draining: everything committed before a close or a failure is then drained below,
+    // and a record committed just before the producer closed is never mistaken for the end.
+    const state = this.#ring.stateName()
+    for (let rec = this.#ring.tryRead(); rec !== null; rec = this.#ring.tryRead()) {
+      if (rec.tag === PandaRecordTag.START) {
+        // The header is parsed out of the ring before the (asynchronous) file creation.
+        const start = JSON.parse(decoder.decode(rec.payload)) as StartData
+        this.#ring.release()
+        await this.#open(start)
+        continue
+      }
       try {
         if (rec.tag === PandaRecordTag.ROWS) {
           this.#rows(rec.payload, rec.timestampNs)
-        } else if (rec.tag === PandaRecordTag.START) {
-          const start = JSON.parse(decoder.decode(rec.payload)) as StartData
-          this.#ring.release()
-          await this.#open(start)
-          continue
         } else if (rec.tag === PandaRecordTag.END) {
-          const end = JSON.parse(decoder.decode(rec.payload)) as EndRecord
-          this.#close(end)
+          this.#close(JSON.parse(decoder.decode(rec.payload)) as EndRecord)
         } else {
           throw new FlyScanError(ErrorCode.PROTOCOL_MESSAGE, `PandA ring: unknown record tag ${rec.tag} (seq ${rec.seq})`)
         }
       } finally {
-        // release() is idempotent only per record; START released itself above.
-        if (rec.tag !== PandaRecordTag.START) this.#ring.release()
+        this.#ring.release()
       }
     }
-    const state = this.#ring.stateName()
     if (state === 'FAILED') {
       this.finish(new FlyScanError(ErrorCode.RING_FAILED,
         `the PandA ring was marked FAILED by the ${this.#ring.failedBy() ?? 'unknown'} side; rows after the failure are lost`))
       return 'failed'
     }
     if (state === 'DRAINING' || state === 'CLOSED') {
-      if (this.#ring.tryRead() !== null) return 'idle'
       this.finish()
       return 'ended'
     }
