@@ -96,3 +96,23 @@ t.test('nothing listening on the data port: start fails with FLY_ERR_NOT_CONNECT
   await t.rejects(PandaPipeline.start({ host: '127.0.0.1', port, options, outDir: join(dir, 'refused'), fileStem: 'x' }),
     { code: 'FLY_ERR_NOT_CONNECTED', message: new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`) })
 })
+
+t.test('stop() mid-acquisition disconnects: the acquisition ends as Early disconnect with every row received on disk', async t => {
+  const stream = syntheticStreamBytes({ rows: 200_000 })
+  const server = await PandaReplayServer.start({ source: stream, rateBytesPerSec: 4e6 })
+  t.teardown(() => server.close())
+  const p = await PandaPipeline.start({ host: server.host, port: server.port, options, outDir: join(dir, 'stop'), fileStem: 'stop', flushPeriodMs: 50 })
+  let received = -1
+  await new Promise<void>((resolve) => {
+    const off = p.writer.on((m) => { if (m.kind === 'progress' && m.rowsWritten > 5000) { off(); resolve() } })
+  })
+  p.capture.on((m) => { if (m.kind === 'end') received = m.rowsReceived })
+  p.stop()
+  const r = await p.result()
+  t.same(r.errors, [], 'a requested stop is not an error')
+  const acq = r.acquisitions[0]
+  if (acq === undefined) throw new Error('no file listed')
+  t.equal(acq.endReason, 'Early disconnect')
+  t.equal(acq.rows, received, 'every row the capture worker received is in the file')
+  t.equal(checkRows(t, acq.file, 5000), received)
+})
