@@ -39,6 +39,14 @@ export const defaults = Object.freeze({
     /** Bound on one blocking wait for ring data in the writer; it returns to its event loop this often. */
     waitSliceMs: 20
   }),
+  devices: Object.freeze({
+    /** Bound on connecting a device tree (every signal of every child, in parallel), and on a set/trigger with no timeout of its own. */
+    defaultTimeoutMs: 10_000,
+    /** Period of a simulated motor's readback updates while it moves. */
+    simMotorUpdatePeriodMs: 20,
+    /** A simulated motor's velocity (units/s) when the config names none: TST plans restore rot_motor to 90 deg/s. */
+    simMotorVelocity: 90
+  }),
   workers: Object.freeze({
     /** Bound on a worker reporting Ready. */
     readyTimeoutMs: 10_000,

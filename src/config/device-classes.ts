@@ -1,0 +1,77 @@
+/**
+ * The device-class table: the class names a config file may use, the options each accepts, and the factory that
+ * builds it. A class without a factory is "declared, not yet implemented": the loader validates its entries and
+ * `createDevices` lists them as skipped. Later issues register EpicsMotor, ADVimba and HDFPanda factories here.
+ */
+import { type Device, SimDetector, SimMotor } from '../devices/index.js'
+
+export type OptionType = 'string' | 'number' | 'boolean'
+
+/** One entry of a config's device list, validated. */
+export interface DeviceEntry {
+  readonly deviceClass: string
+  readonly name: string
+  readonly prefix: string | undefined
+  readonly labels: readonly string[]
+  readonly options: Readonly<Record<string, string | number | boolean>>
+}
+
+export interface DeviceClass {
+  readonly description: string
+  readonly prefixRequired: boolean
+  /** Option keys besides name, prefix and labels, with their types; `required` lists the mandatory ones. */
+  readonly options: Readonly<Record<string, OptionType>>
+  readonly required?: readonly string[]
+  readonly create?: (entry: DeviceEntry) => Device
+}
+
+export type DeviceClassTable = Map<string, DeviceClass>
+
+function num (entry: DeviceEntry, key: string): number | undefined {
+  const v = entry.options[key]
+  return typeof v === 'number' ? v : undefined
+}
+
+/** A fresh table with the classes built so far (callers may add to it). */
+export function defaultDeviceClasses (): DeviceClassTable {
+  return new Map<string, DeviceClass>([
+    ['SimMotor', {
+      description: 'simulated motor (in memory)',
+      prefixRequired: false,
+      options: { velocity: 'number', units: 'string', lowLimit: 'number', highLimit: 'number', initial: 'number' },
+      create: (e) => {
+        const units = e.options.units
+        return new SimMotor({
+          name: e.name,
+          velocity: num(e, 'velocity'),
+          units: typeof units === 'string' ? units : undefined,
+          lowLimit: num(e, 'lowLimit'),
+          highLimit: num(e, 'highLimit'),
+          initial: num(e, 'initial')
+        })
+      }
+    }],
+    ['SimDetector', {
+      description: 'simulated point detector (in memory)',
+      prefixRequired: false,
+      options: { acquireTime: 'number' },
+      create: (e) => new SimDetector({ name: e.name, acquireTime: num(e, 'acquireTime') })
+    }],
+    ['EpicsMotor', {
+      description: 'EPICS motor record (declared, not yet implemented)',
+      prefixRequired: true,
+      options: { velocity: 'number' }
+    }],
+    ['ADVimba', {
+      description: 'Allied Vision camera via areaDetector ADVimba (declared, not yet implemented)',
+      prefixRequired: true,
+      options: { driver: 'string', hdf: 'string', image: 'string' }
+    }],
+    ['HDFPanda', {
+      description: 'PandABox over its TCP control and data ports (declared, not yet implemented)',
+      prefixRequired: true,
+      options: { host: 'string', controlPort: 'number', dataPort: 'number' },
+      required: ['host']
+    }]
+  ])
+}

@@ -1,0 +1,178 @@
+/**
+ * Loads a YAML config in the habit of BITS `devices.yml`:
+ *
+ *   metadata: { beamline_id: tst, ... }          # run metadata defaults (scalars)
+ *   data: { provider: nsls2 | local | static, root: <dir>, path?: <file, static only> }
+ *   devices:
+ *     SimMotor:                                   # a class from the device-class table
+ *       - { name: sim_rot, labels: [motors], velocity: 90 }
+ *
+ * Every problem is reported at once in one FlyScanError BAD_INPUT naming the file, the path (e.g.
+ * `devices.EpicsMotor[2].prefix`) and the problem. Relative data roots are relative to the working directory.
+ */
+import { readFile } from 'node:fs/promises'
+import { parseDocument } from 'yaml'
+import { ErrorCode, FlyScanError } from '../errors.js'
+import type { Device } from '../devices/index.js'
+import { Registry } from '../registry/index.js'
+import { defaultDeviceClasses, type DeviceClassTable, type DeviceEntry, type OptionType } from './device-classes.js'
+
+export type MetadataValue = string | number | boolean
+
+export type DataProvider = 'nsls2' | 'local' | 'static'
+export const DATA_PROVIDERS: readonly DataProvider[] = ['nsls2', 'local', 'static']
+
+export interface DataConfig {
+  readonly provider: DataProvider
+  readonly root: string
+  /** The one file a static provider returns. */
+  readonly path?: string
+}
+
+export interface FlyConfig {
+  readonly file: string
+  readonly metadata: Readonly<Record<string, MetadataValue>>
+  readonly data: DataConfig
+  readonly devices: readonly DeviceEntry[]
+}
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+const TOP_KEYS = ['metadata', 'data', 'devices']
+
+function isRecord (x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x)
+}
+
+function matchesType (v: unknown, type: OptionType): boolean {
+  switch (type) {
+    case 'string': return typeof v === 'string'
+    case 'number': return typeof v === 'number'
+    case 'boolean': return typeof v === 'boolean'
+  }
+}
+
+function show (x: unknown): string {
+  return x === undefined ? 'nothing' : JSON.stringify(x)
+}
+
+/** Validate a parsed config document; `file` names it in errors. */
+export function parseConfig (doc: unknown, file: string, classes: DeviceClassTable = defaultDeviceClasses()): FlyConfig {
+  const problems: string[] = []
+  const bad = (path: string, what: string): void => { problems.push(`${path}: ${what}`) }
+  if (!isRecord(doc)) {
+    throw new FlyScanError(ErrorCode.BAD_INPUT, `${file}: the top level must be a mapping with ${TOP_KEYS.join(', ')} (got ${show(doc)})`, { details: { file } })
+  }
+  for (const key of Object.keys(doc)) if (!TOP_KEYS.includes(key)) bad(key, `unknown key; allowed: ${TOP_KEYS.join(', ')}`)
+
+  const metadata: Record<string, MetadataValue> = {}
+  if (doc.metadata !== undefined && !isRecord(doc.metadata)) bad('metadata', `must be a mapping (got ${show(doc.metadata)})`)
+  else {
+    for (const [k, v] of Object.entries(doc.metadata ?? {})) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') metadata[k] = v
+      else bad(`metadata.${k}`, `must be a string, number or boolean (got ${show(v)})`)
+    }
+  }
+
+  let data: DataConfig = { provider: 'local', root: 'out/data' }
+  if (doc.data !== undefined) {
+    if (!isRecord(doc.data)) bad('data', `must be a mapping (got ${show(doc.data)})`)
+    else {
+      const { provider, root, path, ...rest } = doc.data
+      for (const k of Object.keys(rest)) bad(`data.${k}`, 'unknown key; allowed: provider, root, path')
+      if (typeof provider !== 'string' || !(DATA_PROVIDERS as readonly string[]).includes(provider)) {
+        bad('data.provider', `must be one of ${DATA_PROVIDERS.join(', ')} (got ${show(provider)})`)
+      } else if (typeof root !== 'string' || root === '') {
+        bad('data.root', `must be a non-empty string (got ${show(root)})`)
+      } else if (provider === 'static' && typeof path !== 'string') {
+        bad('data.path', `a static provider needs the file path as a string (got ${show(path)})`)
+      } else if (path !== undefined && provider !== 'static') {
+        bad('data.path', `only a static provider takes a path (provider is ${provider})`)
+      } else {
+        data = typeof path === 'string' ? { provider: provider as DataProvider, root, path } : { provider: provider as DataProvider, root }
+      }
+    }
+  }
+
+  const devices: DeviceEntry[] = []
+  const seen = new Map<string, string>()
+  if (doc.devices !== undefined && !isRecord(doc.devices)) bad('devices', `must be a mapping of device class to a list (got ${show(doc.devices)})`)
+  for (const [className, list] of Object.entries(isRecord(doc.devices) ? doc.devices : {})) {
+    const cls = classes.get(className)
+    if (cls === undefined) {
+      bad(`devices.${className}`, `unknown device class; known: ${[...classes.keys()].join(', ')}`)
+      continue
+    }
+    if (!Array.isArray(list)) {
+      bad(`devices.${className}`, `must be a list of {name, prefix, labels, ...} (got ${show(list)})`)
+      continue
+    }
+    list.forEach((item: unknown, i: number) => {
+      const at = `devices.${className}[${i}]`
+      if (!isRecord(item)) { bad(at, `must be a mapping (got ${show(item)})`); return }
+      const { name, prefix, labels, ...options } = item
+      const before = problems.length
+      if (typeof name !== 'string' || !NAME_RE.test(name)) bad(`${at}.name`, `must be an identifier like rot_motor (got ${show(name)})`)
+      else if (seen.has(name)) bad(`${at}.name`, `'${name}' is already used by ${seen.get(name) ?? ''}`)
+      if (prefix !== undefined && typeof prefix !== 'string') bad(`${at}.prefix`, `must be a string (got ${show(prefix)})`)
+      if (prefix === undefined && cls.prefixRequired) bad(`${at}.prefix`, `is required for ${className}`)
+      if (labels !== undefined && !(Array.isArray(labels) && labels.every((l) => typeof l === 'string'))) {
+        bad(`${at}.labels`, `must be a list of strings (got ${show(labels)})`)
+      }
+      const opts: Record<string, string | number | boolean> = {}
+      for (const [k, v] of Object.entries(options)) {
+        const type = cls.options[k]
+        if (type === undefined) bad(`${at}.${k}`, `unknown option for ${className}; allowed: name, prefix, labels${Object.keys(cls.options).map((o) => `, ${o}`).join('')}`)
+        else if (!matchesType(v, type)) bad(`${at}.${k}`, `must be a ${type} (got ${show(v)})`)
+        else opts[k] = v as string | number | boolean
+      }
+      for (const k of cls.required ?? []) if (options[k] === undefined) bad(`${at}.${k}`, `is required for ${className}`)
+      if (problems.length > before || typeof name !== 'string') return
+      seen.set(name, at)
+      devices.push({ deviceClass: className, name, prefix: prefix as string | undefined, labels: (labels as string[] | undefined) ?? [], options: opts })
+    })
+  }
+
+  if (problems.length > 0) {
+    throw new FlyScanError(ErrorCode.BAD_INPUT,
+      `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`,
+      { details: { file, problems: problems.length } })
+  }
+  return { file, metadata, data, devices }
+}
+
+/** Read and validate a YAML config file. */
+export async function loadConfigFile (file: string, classes?: DeviceClassTable): Promise<FlyConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new FlyScanError(ErrorCode.BAD_FILE, `cannot read config ${file}: ${(err as Error).message}`, { details: { file }, cause: err })
+  }
+  const doc = parseDocument(text)
+  const first = doc.errors[0]
+  if (first !== undefined) {
+    const where = first.linePos?.[0]
+    throw new FlyScanError(ErrorCode.BAD_FILE,
+      `${file}${where === undefined ? '' : `:${where.line}:${where.col}`}: not valid YAML: ${first.message.split('\n')[0] ?? ''}`,
+      { details: { file }, cause: first })
+  }
+  return parseConfig(doc.toJS(), file, classes)
+}
+
+export interface CreatedDevices {
+  readonly registry: Registry<Device>
+  /** Entries whose class is declared but has no factory yet. */
+  readonly skipped: ReadonlyArray<{ name: string, deviceClass: string }>
+}
+
+/** Build every device whose class has a factory and register it with its labels. */
+export function createDevices (config: FlyConfig, classes: DeviceClassTable = defaultDeviceClasses()): CreatedDevices {
+  const registry = new Registry<Device>()
+  const skipped: Array<{ name: string, deviceClass: string }> = []
+  for (const entry of config.devices) {
+    const create = classes.get(entry.deviceClass)?.create
+    if (create === undefined) skipped.push({ name: entry.name, deviceClass: entry.deviceClass })
+    else registry.register(create(entry), entry.labels)
+  }
+  return { registry, skipped }
+}

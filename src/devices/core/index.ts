@@ -1,0 +1,4 @@
+export * from './protocols.js'
+export { Device, type ConnectOptions, type ConnectFailure } from './device.js'
+export { Signal, SignalR, SignalW, SignalRW, SignalX, softSignalRW, softSignalRAndSetter, softSignalX, withTimeout, type SoftSignalOptions } from './signal.js'
+export { realClock, VirtualClock, type Clock } from './clock.js'

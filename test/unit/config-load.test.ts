@@ -1,0 +1,69 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { loadConfigFile, parseConfig, createDevices } from '../../src/config/index.js'
+import { REPO_ROOT } from '../support/h5py.js'
+import { isFlyScanError, ErrorCode } from '../../src/errors.js'
+import { SimMotor, SimDetector } from '../../src/devices/index.js'
+
+t.test('config/sim.yaml loads and builds its sim devices', async t => {
+  const cfg = await loadConfigFile(join(REPO_ROOT, 'config', 'sim.yaml'))
+  t.equal(cfg.metadata.beamline_id, 'tst')
+  t.same(cfg.data, { provider: 'local', root: 'out/data' })
+  t.same(cfg.devices.map((d) => d.name), ['sim_rot', 'sim_det', 'rot_motor', 'manta1', 'manta2', 'panda1'])
+  t.equal(cfg.devices.find((d) => d.name === 'panda1')?.options.host, '127.0.0.1')
+  const { registry, skipped } = createDevices(cfg)
+  t.ok(registry.find('sim_rot') instanceof SimMotor)
+  t.ok(registry.find('sim_det') instanceof SimDetector)
+  t.same(registry.findAll({ label: 'motors' }).map((d) => d.name), ['sim_rot'])
+  t.same(skipped.map((s) => s.name), ['rot_motor', 'manta1', 'manta2', 'panda1'])
+  await registry.find('sim_rot').connect({ mock: true })
+})
+
+t.test('config/tst.yaml loads: the real prefixes, a placeholder PandA host', async t => {
+  const cfg = await loadConfigFile(join(REPO_ROOT, 'config', 'tst.yaml'))
+  t.same(cfg.data, { provider: 'nsls2', root: '/nsls2/data/tst/legacy/mock-proposals' })
+  const byName = new Map(cfg.devices.map((d) => [d.name, d]))
+  t.equal(byName.get('rot_motor')?.prefix, 'XF:31ID1-OP:1{CMT:1-Ax:Rot}Mtr')
+  t.equal(byName.get('manta2')?.prefix, 'XF:31ID1-ES{GigE-Cam:2}')
+  t.equal(byName.get('panda1')?.prefix, 'XF:31ID1-ES{PANDA:1}:')
+  t.match(String(byName.get('panda1')?.options.host), /\.invalid$/)
+})
+
+t.test('every problem is reported with file and path', async t => {
+  const doc = {
+    metadata: { beamline_id: 'tst', bad: { x: 1 } },
+    data: { provider: 'ftp', root: '/x' },
+    extra: 1,
+    devices: {
+      EpicsMotor: [{ name: 'a', prefix: 'P:' }, { name: 'b', prefix: 'P2:' }, { name: 'c', prefix: 42 }, { name: 'a', prefix: 'P3:' }],
+      SimMotor: [{ name: 'm', velocity: 'fast', colour: 'red' }],
+      HDFPanda: [{ name: 'p', prefix: 'X:' }],
+      Teleporter: [{ name: 't' }],
+      SimDetector: { name: 'notalist' }
+    }
+  }
+  const err = (() => { try { parseConfig(doc, 'my.yaml'); return undefined } catch (e) { return e } })()
+  t.ok(isFlyScanError(err, ErrorCode.BAD_INPUT))
+  const msg = (err as Error).message
+  t.match(msg, /^my\.yaml: 10 problems: /)
+  t.match(msg, /extra: unknown key; allowed: metadata, data, devices/)
+  t.match(msg, /metadata\.bad: must be a string, number or boolean/)
+  t.match(msg, /data\.provider: must be one of nsls2, local, static \(got "ftp"\)/)
+  t.match(msg, /devices\.EpicsMotor\[2\]\.prefix: must be a string \(got 42\)/)
+  t.match(msg, /devices\.EpicsMotor\[3\]\.name: 'a' is already used by devices\.EpicsMotor\[0\]/)
+  t.match(msg, /devices\.SimMotor\[0\]\.velocity: must be a number \(got "fast"\)/)
+  t.match(msg, /devices\.SimMotor\[0\]\.colour: unknown option for SimMotor; allowed: name, prefix, labels, velocity/)
+  t.match(msg, /devices\.HDFPanda\[0\]\.host: is required for HDFPanda/)
+  t.match(msg, /devices\.Teleporter: unknown device class; known: SimMotor, SimDetector, EpicsMotor, ADVimba, HDFPanda/)
+  t.match(msg, /devices\.SimDetector: must be a list/)
+})
+
+t.test('unreadable and malformed files are BAD_FILE naming the file', async t => {
+  const dir = t.testdir({})
+  await t.rejects(loadConfigFile(join(dir, 'none.yaml')), { code: ErrorCode.BAD_FILE, message: /cannot read config .*none\.yaml/ })
+  const bad = join(dir, 'bad.yaml')
+  await writeFile(bad, 'devices:\n  SimMotor: [\n')
+  await t.rejects(loadConfigFile(bad), { code: ErrorCode.BAD_FILE, message: /bad\.yaml:\d+:\d+: not valid YAML/ })
+  t.same(parseConfig({}, 'empty.yaml').devices, [])
+})
