@@ -41,6 +41,12 @@ export const ErrorCode = {
   BAD_FILE: 'FLY_ERR_BAD_FILE',
   /** A control message that the receiver does not understand. */
   PROTOCOL_MESSAGE: 'FLY_ERR_PROTOCOL_MESSAGE',
+  /** A RunEngine request that its current state does not allow (e.g. resume while running). */
+  ENGINE_STATE: 'FLY_ERR_ENGINE_STATE',
+  /** A plan yielded something that is not a known Msg command. */
+  INVALID_COMMAND: 'FLY_ERR_INVALID_COMMAND',
+  /** A known Msg out of order (save without create, open_run inside a run, read outside a bundle's rules...). */
+  ILLEGAL_MESSAGE_SEQUENCE: 'FLY_ERR_ILLEGAL_MESSAGE_SEQUENCE',
   /** The operation was cancelled (destroy, abort). */
   CANCELLED: 'FLY_ERR_CANCELLED',
   /** Anything that is not one of ours, after crossing a thread. */
