@@ -11,8 +11,9 @@ import { formatReport, machineInfo, type Benchmark, type BenchResult } from './h
 import { bench as ring } from './ring.js'
 import { bench as pandaParse } from './panda-parse.js'
 import { bench as replay } from './replay.js'
+import { bench as engine } from './engine.js'
 
-export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay]
+export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine]
 
 export interface BenchReport {
   readonly schema: 'tst-fly-bench/1'
