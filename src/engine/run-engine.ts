@@ -21,7 +21,9 @@ import { silentLogger, type EngineLogger, type Suspender } from './types.js'
 
 /**
  * A command handler: gets the message and a signal aborted when the engine interrupts the message. A returned
- * Promise is awaited and its value sent to the plan; anything else (e.g. a Status) is sent as it is.
+ * Promise is awaited and its value sent to the plan; anything else (e.g. a Status) is sent as it is. The signal is
+ * shared by the messages that run until an interrupt: a handler that listens to it must remove its listener when
+ * it finishes (as `wait` and the clocks' `sleep` do).
  */
 export type CommandHandler = (msg: Msg, signal: AbortSignal) => unknown
 
@@ -78,6 +80,20 @@ function * replay (msgs: readonly Msg[]): Generator<Msg, unknown, unknown> {
   let last: unknown
   for (const m of msgs) last = yield m
   return last
+}
+
+/**
+ * `p`, or the signal's reason if the signal aborts first. The abort listener is removed as soon as `p` settles, so a
+ * signal shared by many messages does not collect listeners.
+ */
+function raceInterrupt<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e) })
+  })
 }
 
 function interrupted (signal: AbortSignal): Promise<never> {
@@ -442,19 +458,22 @@ export class RunEngine {
     this.#msgHook?.(msg)
     if (this.#msgCache !== null && msg.command !== 'pause') this.#msgCache.push(msg)
     this.#atCheckpoint = false
-    const abort = new AbortController()
-    this.#msgAbort = abort
+    // One interrupt signal serves every message until an interrupt aborts it (creating an AbortController per
+    // message cost most of the engine's time per message); handlers that listen to it (wait, sleep) remove their
+    // listeners when they finish.
+    let abort = this.#msgAbort
+    if (abort === null || abort.signal.aborted) {
+      abort = new AbortController()
+      this.#msgAbort = abort
+    }
     try {
       // A Promise is awaited; any other value (a Status is a thenable, not a Promise) is sent to the plan as it is.
       const out = handler(msg, abort.signal)
-      const value = out instanceof Promise ? await Promise.race([out, interrupted(abort.signal)]) : out
+      const value = out instanceof Promise ? await raceInterrupt(out, abort.signal) : out
       return { kind: 'send', value }
     } catch (err) {
       if (abort.signal.aborted && err === abort.signal.reason) return { kind: 'send', value: undefined }
       return { kind: 'throw', error: err }
-    } finally {
-      if (this.#msgAbort === abort) this.#msgAbort = null
-      if (!abort.signal.aborted) abort.abort(INTERRUPT) // frees timers of a handler that lost no race
     }
   }
 
