@@ -10,7 +10,7 @@
  * `await` per message (on the Msg itself, a non-thenable: one microtask turn, as the engine's loop awaits its
  * dispatch once per message). It includes generator resumption and that microtask turn; it excludes everything the
  * engine adds: state and request checks, the command registry lookup, the msgHook and replay cache, the per-message
- * AbortController, the handlers (bundling, device reads, describe cache, composing and routing documents).
+ * interrupt race, the handlers (bundling, device reads, describe cache, composing and routing documents).
  *
  * Latency: a separate run with `msgHook` recording, in `engine.msg_us`, the time between consecutive hook calls, i.e.
  * one full engine cycle per message (dispatch and handler of the previous message, generator step). The hook costs
