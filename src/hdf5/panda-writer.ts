@@ -55,14 +55,6 @@ function errorText (err: unknown): string {
 }
 
 /**
- * Loads and compiles h5wasm's WebAssembly (tens of milliseconds). A writer thread calls it before it reports
- * ready, so that the first acquisition's rows do not wait for it.
- */
-export async function loadHdf5 (): Promise<void> {
-  await h5wasm.ready
-}
-
-/**
  * Proves that `dir` takes HDF5 files before the first acquisition needs one: creates a small SWMR file there with
  * one chunked dataset, writes, flushes, closes and removes it. Throws FLY_ERR_HDF5 naming the directory. It also
  * warms h5wasm's file layer, which otherwise costs the first acquisition tens of milliseconds.
