@@ -3,6 +3,8 @@
  * The tst-fly command. Subcommands:
  *   replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
  *   demo [--out <dir>]      what `npm start` runs: replays the bundled recording through the pipeline
+ *   run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
+ *   plans                   lists the runnable plans with their arguments and defaults
  */
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
@@ -11,10 +13,14 @@ import { parseArgs } from 'node:util'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import type { DataFormat, DataOptions, DataProcess } from '../parsers/index.js'
 import { replay, replayJson, replayText } from './replay.js'
+import { plansCommand, runCommand } from './run.js'
 
 const USAGE = `usage:
   tst-fly replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
   tst-fly demo [--out <dir>]
+  tst-fly run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
+      runs a plan (default config: config/sim.yaml; default documents file: <data.root>/run-<time>.jsonl)
+  tst-fly plans           lists the plans and their arguments
 `
 
 /** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
@@ -91,6 +97,15 @@ async function main (argv: string[]): Promise<number> {
       process.stdout.write(`HDF5 files are in ${outDir}\n`)
       return outcome.clean ? EXIT.OK : EXIT.FAILED
     }
+    case 'run':
+      return await runCommand(rest, {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+        defaultConfig: path.join(packageRoot, 'config', 'sim.yaml')
+      })
+    case 'plans':
+      if (rest.length > 0) throw usageError(`plans takes no arguments, got '${rest.join(' ')}'`)
+      return plansCommand({ stdout: (text) => process.stdout.write(text) })
     default:
       throw usageError(`unknown command '${command}'`)
   }

@@ -10,3 +10,4 @@ export { count, scan, relScan, listScan, gridScan, gridPoints } from './scans.js
 export type { Motor, PlanMetadata, ScanSpec, ListScanSpec, GridAxis } from './scans.js'
 export { flyAndCollect, collectWhileCompleting } from './fly.js'
 export type { FlyOptions } from './fly.js'
+export { planCatalog, findCatalogPlan, parsePlanArgs, planUsage, describeParam, catalogText, kebabCase, type CatalogPlan, type PlanParam, type ParamKind, type PlanArgs, type PlanArgValue, type DeviceResolver, type NamedObject } from './catalog.js'

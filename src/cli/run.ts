@@ -1,0 +1,198 @@
+/**
+ * `tst-fly run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]`
+ *
+ * Loads the config (default: the embedded config/sim.yaml), creates its devices and connects them (simulated
+ * classes, `Sim*`, with mock backends), builds the plan from the catalog (src/plans/catalog.ts) with the checked
+ * arguments, and runs it on a RunEngine whose metadata is the config's `metadata` with the `--md` pairs over it
+ * (a value is parsed as JSON when it parses, else kept as a string). Prints the live table on stdout (or, with
+ * --json, one summary object at the end) and writes every document to a JSONL file: `--docs`, or by default
+ * `<data.root>/run-<local time>.jsonl` beside the data. Exit codes: 0 the run succeeded, 1 it failed (or a device
+ * did not connect), 2 bad input (thrown as FlyScanError BAD_INPUT / BAD_FILE for main to report).
+ */
+import path from 'node:path'
+import { ErrorCode, FlyScanError } from '../errors.js'
+import { createDevices, loadConfigFile } from '../config/index.js'
+import { RunEngine, type RunResult } from '../engine/index.js'
+import { JsonlSink, type DocumentName, type Document } from '../documents/index.js'
+import { catalogText, findCatalogPlan, parsePlanArgs, planCatalog } from '../plans/index.js'
+import { liveTable } from './live-table.js'
+
+export interface RunCommandIo {
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  /** The config used when --config is not given. */
+  readonly defaultConfig: string
+}
+
+export interface RunSummary {
+  readonly plan: string
+  readonly outcome: RunResult['outcome'] | 'failed'
+  readonly exitStatus: string | undefined
+  readonly reason: string | undefined
+  readonly runUids: readonly string[]
+  readonly events: number
+  readonly documents: number
+  readonly docs: string
+}
+
+function bad (message: string): FlyScanError {
+  return new FlyScanError(ErrorCode.BAD_INPUT, message)
+}
+
+function planNames (): string {
+  return planCatalog().map((p) => p.name).join(', ')
+}
+
+/** `key=value` → [key, value], the value parsed as JSON when it parses (numbers, booleans, objects), else text. */
+export function parseMdPair (text: string): [string, unknown] {
+  const eq = text.indexOf('=')
+  const key = eq < 0 ? '' : text.slice(0, eq).trim()
+  if (eq < 0 || key === '') throw bad(`--md takes key=value (e.g. --md sample=Si --md temperature=295), got '${text}'`)
+  const raw = text.slice(eq + 1)
+  try {
+    return [key, JSON.parse(raw) as unknown]
+  } catch {
+    return [key, raw]
+  }
+}
+
+interface ParsedRunArgs {
+  readonly planName: string
+  readonly config: string | undefined
+  readonly docs: string | undefined
+  readonly md: Record<string, unknown>
+  readonly json: boolean
+  readonly planArgs: Map<string, string | true>
+}
+
+const OWN_OPTIONS = ['config', 'docs', 'md', 'json']
+
+/** Split `run`'s arguments into its own options and the plan's (`--name value`, `--name=value`, bare flags). */
+export function parseRunArgs (args: readonly string[]): ParsedRunArgs {
+  const [planName, ...rest] = args
+  if (planName === undefined || planName.startsWith('-')) throw bad(`run needs a plan name first; plans: ${planNames()}`)
+  const plan = findCatalogPlan(planName)
+  const booleans = new Set(plan.params.filter((p) => p.kind === 'boolean').map((p) => p.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)))
+  booleans.add('json')
+  let config: string | undefined
+  let docs: string | undefined
+  let json = false
+  const md: Record<string, unknown> = {}
+  const planArgs = new Map<string, string | true>()
+  for (let i = 0; i < rest.length; i++) {
+    const token = rest[i] as string
+    if (!token.startsWith('--') || token === '--') throw bad(`run ${planName}: unexpected '${token}' (arguments are --name value)`)
+    const eq = token.indexOf('=')
+    const name = eq < 0 ? token.slice(2) : token.slice(2, eq)
+    let value: string | true
+    if (eq >= 0) value = token.slice(eq + 1)
+    else if (booleans.has(name)) {
+      const next = rest[i + 1]
+      if (next === 'true' || next === 'false') { value = next; i++ } else value = true
+    } else {
+      const next = rest[i + 1]
+      if (next === undefined || next.startsWith('--')) value = true
+      else { value = next; i++ }
+    }
+    if (OWN_OPTIONS.includes(name)) {
+      if (name === 'json') {
+        if (value !== true && value !== 'true' && value !== 'false') throw bad(`--json is a flag, got '${value}'`)
+        json = value !== 'false'
+        continue
+      }
+      if (value === true) throw bad(`--${name} needs a value`)
+      if (name === 'config') config = value
+      else if (name === 'docs') docs = value
+      else { const [k, v] = parseMdPair(value); md[k] = v }
+      continue
+    }
+    if (planArgs.has(name)) throw bad(`run ${planName}: --${name} given twice`)
+    planArgs.set(name, value)
+  }
+  return { planName, config, docs, md, json, planArgs }
+}
+
+function stamp (): string {
+  const d = new Date()
+  const two = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}-${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}-${String(d.getMilliseconds()).padStart(3, '0')}`
+}
+
+/** `tst-fly plans` */
+export function plansCommand (io: Pick<RunCommandIo, 'stdout'>): number {
+  io.stdout(catalogText())
+  return 0
+}
+
+/** `tst-fly run ...`; resolves to the exit code (bad input is thrown as FlyScanError). */
+export async function runCommand (args: readonly string[], io: RunCommandIo): Promise<number> {
+  const parsed = parseRunArgs(args)
+  const plan = findCatalogPlan(parsed.planName)
+  const config = await loadConfigFile(parsed.config ?? io.defaultConfig)
+  const { registry, skipped } = createDevices(config)
+  const planArgs = parsePlanArgs(plan, parsed.planArgs, registry)
+  const built = plan.build(planArgs)
+  if (skipped.length > 0 && !parsed.json) {
+    io.stderr(`tst-fly: not created (class not implemented yet): ${skipped.map((s) => `${s.name} (${s.deviceClass})`).join(', ')}\n`)
+  }
+
+  // Connect every device in parallel: simulated classes on mock backends.
+  const sim = new Set(config.devices.filter((e) => e.deviceClass.startsWith('Sim')).map((e) => e.name))
+  const connected = await Promise.allSettled(registry.findAll().map(async (d) => { await d.connect({ mock: sim.has(d.name) }) }))
+  const failures = connected.flatMap((r) => r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : [])
+  if (failures.length > 0) {
+    io.stderr(`tst-fly: ${failures.length} device${failures.length === 1 ? '' : 's'} failed to connect: ${failures.join('; ')}\n`)
+    return 1
+  }
+
+  const docsPath = path.resolve(parsed.docs ?? path.join(config.data.root, `run-${stamp()}.jsonl`))
+  const sink = await JsonlSink.open(docsPath)
+  const re = new RunEngine({ metadata: config.metadata })
+  let events = 0
+  let exitStatus: string | undefined
+  let reason: string | undefined
+  re.subscribe((name: DocumentName, doc: Document) => {
+    sink.write(name, doc as never)
+    if (name === 'event') events++
+    else if (name === 'event_page') events += (doc as { seq_num: readonly number[] }).seq_num.length
+    else if (name === 'stop') {
+      const stop = doc as { exit_status: string, reason?: string }
+      exitStatus = stop.exit_status
+      reason = stop.reason
+    }
+  })
+  if (!parsed.json) re.subscribe(liveTable({ write: (line) => { io.stdout(line + '\n') } }))
+  const removeSigint = re.installSigintHandler()
+
+  let result: RunResult | undefined
+  let failure: string | undefined
+  try {
+    result = await re.run(built, parsed.md)
+    // The CLI cannot resume a paused run (SIGINT once): close it as aborted.
+    if (result.outcome === 'paused') result = await re.abort('interrupted (SIGINT); the command line cannot resume')
+  } catch (err) {
+    failure = err instanceof Error ? err.message : String(err)
+  } finally {
+    removeSigint()
+    await sink.close()
+  }
+
+  const ok = failure === undefined && result !== undefined && result.outcome === 'completed' && (exitStatus === undefined || exitStatus === 'success')
+  const summary: RunSummary = {
+    plan: plan.name,
+    outcome: result?.outcome ?? 'failed',
+    exitStatus,
+    reason: failure ?? reason ?? result?.reason,
+    runUids: result?.runUids ?? [],
+    events,
+    documents: sink.lines,
+    docs: docsPath
+  }
+  if (parsed.json) io.stdout(JSON.stringify(summary) + '\n')
+  else {
+    if (!ok) io.stderr(`tst-fly: run ${plan.name} failed: ${summary.reason ?? summary.outcome}\n`)
+    const shown = path.relative(process.cwd(), docsPath)
+    io.stdout(`${sink.lines} documents (${events} events) written to ${shown.startsWith('..') || shown === '' ? docsPath : shown}\n`)
+  }
+  return ok ? 0 : 1
+}
