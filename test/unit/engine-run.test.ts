@@ -6,6 +6,10 @@ import { msg, RunEngine, VirtualClock, suspendOutsideRange, type Msg, type Plan,
 import type { Document, DocumentName, RunStop } from '../../src/documents/index.js'
 import { isFlyScanError } from '../../src/errors.js'
 import { FakeDetector, FakeMotor, FakeSignal, assetsFlyer, pagesFlyer } from './engine-fakes.js'
+import { documentErrors } from '../support/schemas.js'
+
+/** Every document any test below makes the engine emit is checked against the event-model schemas (last test). */
+const schemaChecked = { count: 0, invalid: [] as string[] }
 
 function setup (options: RunEngineOptions = {}) {
   const clock = new VirtualClock()
@@ -14,7 +18,12 @@ function setup (options: RunEngineOptions = {}) {
   const hooks: Array<(m: Msg) => void> = []
   const RE = new RunEngine({ clock, msgHook: (m) => { dispatched.push(m); for (const h of hooks) h(m) }, ...options })
   const docs: Array<[DocumentName, Document]> = []
-  RE.subscribe((name, doc) => { docs.push([name, doc]) })
+  RE.subscribe((name, doc) => {
+    docs.push([name, doc])
+    schemaChecked.count++
+    const errors = documentErrors(name, doc)
+    if (errors !== undefined) schemaChecked.invalid.push(`${name}: ${errors.slice(0, 300)}`)
+  })
   const motor = new FakeMotor('m1', clock, calls)
   const det = new FakeDetector('det', clock, calls)
   const names = (): string[] => docs.map(([n]) => n)
@@ -348,4 +357,9 @@ t.test('SIGINT once pauses at the next checkpoint, twice aborts', async t => {
   t.equal(stopDoc().reason, 'done')
   un2()
   t.equal(target.listenerCount('SIGINT'), 0)
+})
+
+t.test('every document the engine emitted in the tests above is schema-valid', async t => {
+  t.ok(schemaChecked.count > 30, `${schemaChecked.count} documents checked`)
+  t.same(schemaChecked.invalid, [])
 })
