@@ -52,17 +52,22 @@ function info (directoryPath: string, filename: string, createDirDepth: number):
   return { directoryPath, filename, path: posix.join(directoryPath, `${filename}.h5`), createDirDepth }
 }
 
-export class ProposalPathProvider implements PathProvider {
-  readonly #root: string
-  readonly #now: () => Date
-  readonly #uuid: () => string
+/** What the dated providers share: a root, and injectable date and uuid sources (tests pin both). */
+abstract class DatedPathProvider implements PathProvider {
+  protected readonly root: string
+  protected readonly now: () => Date
+  protected readonly uuid: () => string
 
   constructor (root: string, options: PathProviderOptions = {}) {
-    this.#root = root
-    this.#now = options.now ?? (() => new Date())
-    this.#uuid = options.uuid ?? randomUUID
+    this.root = root
+    this.now = options.now ?? (() => new Date())
+    this.uuid = options.uuid ?? randomUUID
   }
 
+  abstract getPath (deviceName: string, metadata?: RunMetadata): PathInfo
+}
+
+export class ProposalPathProvider extends DatedPathProvider {
   getPath (deviceName: string, metadata: RunMetadata = {}): PathInfo {
     checkDevice(deviceName)
     const missing = ['cycle', 'data_session'].filter((k) => typeof metadata[k] !== 'string' || metadata[k] === '')
@@ -80,25 +85,15 @@ export class ProposalPathProvider implements PathProvider {
       }
     }
     // assets/<device>/YYYY/MM/DD are created by the writer; the proposal directories must exist.
-    return info(posix.join(this.#root, cycle, session, 'assets', deviceName, ...ymd(this.#now())), this.#uuid(), 5)
+    return info(posix.join(this.root, cycle, session, 'assets', deviceName, ...ymd(this.now())), this.uuid(), 5)
   }
 }
 
-export class LocalPathProvider implements PathProvider {
-  readonly #root: string
-  readonly #now: () => Date
-  readonly #uuid: () => string
-
-  constructor (root: string, options: PathProviderOptions = {}) {
-    this.#root = root
-    this.#now = options.now ?? (() => new Date())
-    this.#uuid = options.uuid ?? randomUUID
-  }
-
+export class LocalPathProvider extends DatedPathProvider {
   getPath (deviceName: string): PathInfo {
     checkDevice(deviceName)
-    const dir = posix.join(this.#root, deviceName, ...ymd(this.#now()))
-    return info(dir, this.#uuid(), 4 + this.#root.split('/').filter((p) => p !== '' && p !== '.').length)
+    const dir = posix.join(this.root, deviceName, ...ymd(this.now()))
+    return info(dir, this.uuid(), 4 + this.root.split('/').filter((p) => p !== '' && p !== '.').length)
   }
 }
 

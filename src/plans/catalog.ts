@@ -72,6 +72,16 @@ const DETECTORS: PlanParam = {
   name: 'detectors', kind: 'devices', required: false, defaultLabel: 'detectors', help: 'detectors to read, comma-separated names'
 }
 
+/** The arguments of a one-motor line scan: motor, start, stop, num (start and stop are a `what`). */
+function lineParams (what: string): PlanParam[] {
+  return [
+    { name: 'motor', kind: 'device', required: true, help: 'the motor to move' },
+    { name: 'start', kind: 'number', required: true, help: `first ${what}` },
+    { name: 'stop', kind: 'number', required: true, help: `last ${what}` },
+    { name: 'num', kind: 'integer', required: true, help: 'number of points' }
+  ]
+}
+
 const CATALOG: readonly CatalogPlan[] = [
   {
     name: 'count',
@@ -86,25 +96,13 @@ const CATALOG: readonly CatalogPlan[] = [
   {
     name: 'scan',
     description: 'move a motor from start to stop in num evenly spaced points, reading the detectors at each (bluesky scan)',
-    params: [
-      DETECTORS,
-      { name: 'motor', kind: 'device', required: true, help: 'the motor to move' },
-      { name: 'start', kind: 'number', required: true, help: 'first position' },
-      { name: 'stop', kind: 'number', required: true, help: 'last position' },
-      { name: 'num', kind: 'integer', required: true, help: 'number of points' }
-    ],
+    params: [DETECTORS, ...lineParams('position')],
     build: (a, md) => scan(readables(a.detectors, 'detectors'), [[motor(a.motor, 'motor'), numberArg(a.start), numberArg(a.stop)]], numberArg(a.num), md)
   },
   {
     name: 'rel_scan',
     description: 'scan relative to the motor\'s position, returning it there at the end (bluesky rel_scan)',
-    params: [
-      DETECTORS,
-      { name: 'motor', kind: 'device', required: true, help: 'the motor to move' },
-      { name: 'start', kind: 'number', required: true, help: 'first offset from the current position' },
-      { name: 'stop', kind: 'number', required: true, help: 'last offset from the current position' },
-      { name: 'num', kind: 'integer', required: true, help: 'number of points' }
-    ],
+    params: [DETECTORS, ...lineParams('offset from the current position')],
     build: (a, md) => relScan(readables(a.detectors, 'detectors'), [[motor(a.motor, 'motor'), numberArg(a.start), numberArg(a.stop)]], numberArg(a.num), md)
   },
   {
