@@ -45,11 +45,14 @@ export function defaultValueFor (dtype: Dtype): unknown {
 /** The DataKey of a signal (one function, so every backend describes the same way). */
 export function makeDatakey (dtype: Dtype, metadata: SignalMetadata, source: string, value: unknown): DataKey {
   const shape = metadata.shape ?? (Array.isArray(value) ? [value.length] : [])
-  const key: DataKey = { dtype, shape, source }
-  if (metadata.dtypeNumpy !== undefined) key.dtype_numpy = metadata.dtypeNumpy
-  if (metadata.units !== undefined) key.units = metadata.units
-  if (metadata.precision !== undefined) key.precision = metadata.precision
-  if (metadata.choices !== undefined) key.choices = [...metadata.choices]
-  if (metadata.limits !== undefined) key.limits = metadata.limits
-  return key
+  return {
+    dtype,
+    shape,
+    source,
+    ...(metadata.dtypeNumpy === undefined ? {} : { dtype_numpy: metadata.dtypeNumpy }),
+    ...(metadata.units === undefined ? {} : { units: metadata.units }),
+    ...(metadata.precision === undefined ? {} : { precision: metadata.precision }),
+    ...(metadata.choices === undefined ? {} : { choices: [...metadata.choices] }),
+    ...(metadata.limits === undefined ? {} : { limits: metadata.limits })
+  }
 }

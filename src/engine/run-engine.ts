@@ -807,7 +807,7 @@ export class RunEngine {
   async #describe (obj: Readable): Promise<Record<string, DataKey>> {
     let keys = this.#describeCache.get(obj)
     if (keys === undefined) {
-      keys = await obj.describe() as Record<string, DataKey>
+      keys = await obj.describe()
       this.#describeCache.set(obj, keys)
     }
     return keys
@@ -867,7 +867,7 @@ export class RunEngine {
         configuration[obj.name] = {
           data: Object.fromEntries(Object.entries(conf).map(([k, r]) => [k, r.value])),
           timestamps: Object.fromEntries(Object.entries(conf).map(([k, r]) => [k, r.timestamp])),
-          data_keys: confKeys as Record<string, DataKey>
+          data_keys: confKeys
         }
       }
       descriptor = run.composeDescriptor({ name: bundle.name, dataKeys, objectKeys, configuration, time: this.#clock.now() })
@@ -888,7 +888,7 @@ export class RunEngine {
     const run = this.#needRun('collect')
     let descriptor = this.#descriptors.get(stream)
     if (descriptor === undefined) {
-      const dataKeys = await obj.describeCollect() as Record<string, DataKey>
+      const dataKeys = await obj.describeCollect()
       descriptor = run.composeDescriptor({ name: stream, dataKeys, objectKeys: { [obj.name]: Object.keys(dataKeys) }, time: this.#clock.now() })
       this.#descriptors.set(stream, descriptor)
       this.router.emit('descriptor', descriptor.descriptorDoc)

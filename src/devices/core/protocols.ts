@@ -6,6 +6,7 @@
  * event-model documents.
  */
 import { defaults } from '../../../config/index.js'
+import type { DataKey, Dtype } from '../../documents/index.js'
 
 /** Bound on connect, set and trigger when the caller gives none (ophyd-async's DEFAULT_TIMEOUT), in milliseconds. */
 export const DEFAULT_TIMEOUT_MS: number = defaults.devices.defaultTimeoutMs
@@ -134,27 +135,17 @@ export interface Reading<T = unknown> {
   readonly alarmSeverity?: number
 }
 
-export type Dtype = 'string' | 'number' | 'array' | 'boolean' | 'integer'
-
 export interface Limits {
   readonly low?: number
   readonly high?: number
 }
 
-/** event-model's DataKey (field names as the schema spells them). */
-export interface DataKey {
-  dtype: Dtype
-  shape: number[]
-  source: string
-  dtype_numpy?: string
-  units?: string
-  precision?: number
-  limits?: { control?: Limits, display?: Limits, warning?: Limits, alarm?: Limits }
-  choices?: string[]
-  /** 'STREAM:' for data written by the device (HDF5) and announced with stream_resource/stream_datum. */
-  external?: 'STREAM:'
-  object_name?: string
-}
+/**
+ * event-model's DataKey and dtype: one type, declared with the documents (src/documents/types.ts), so that what a
+ * device describes goes into a descriptor as it is. Limits, when a device gives them, are
+ * `{ control?, display?, warning?, alarm? }` of `Limits`.
+ */
+export type { DataKey, Dtype }
 
 /** Fields a plan's live table and documents should show first (bluesky's hints). */
 export interface Hints {
