@@ -7,6 +7,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { RingBuffer } from 'ringbuf.js'
 import {
+  type RecordReader, type RecordWriter,
   attachRecordReader, attachRecordWriter, attachSlotReader, attachSlotWriter, createRecordRing, createSlotRing,
   waitForData, waitForSpace
 } from '../src/shm/index.js'
@@ -38,6 +39,28 @@ function fillRecord (u32: Uint32Array, base: number, seq: number): void {
   for (let i = 0; i < RECORD_BYTES >> 2; i++) u32[base + i] = seq + i
 }
 
+/** Reserves `bytes` in the record ring, blocking (bounded) while it is full. */
+function reserveWaiting (w: RecordWriter, bytes: number, who: string): number {
+  let off = w.reserveOffset(bytes)
+  while (off < 0) {
+    if (waitForSpace(w, WAIT_MS, bytes) !== 'ready') throw new Error(`${who}: no space`)
+    off = w.reserveOffset(bytes)
+  }
+  return off
+}
+
+/** Drains the record ring until end-of-stream; `onRecord` sees each record (reader fields) and returns rows in it. */
+function consumeRecords (r: RecordReader, who: string, onRecord: () => number): number {
+  let n = 0
+  for (;;) {
+    while (r.next()) n += onRecord()
+    r.release()
+    const res = waitForData(r, WAIT_MS)
+    if (res === 'closed') return n
+    if (res !== 'ready') throw new Error(`${who}: ${res}`)
+  }
+}
+
 function runRole (job: Job): Reply {
   const sab = job.sab as SharedArrayBuffer
   switch (job.ringBench) {
@@ -46,12 +69,7 @@ function runRole (job: Job): Reply {
       const u32 = new Uint32Array(w.data.buffer, w.data.byteOffset, w.data.length >> 2)
       const start = nowNs()
       for (let seq = 0; seq < job.count; seq++) {
-        let off = w.reserveOffset(RECORD_BYTES)
-        while (off < 0) {
-          if (waitForSpace(w, WAIT_MS, RECORD_BYTES) !== 'ready') throw new Error('rec-producer: no space')
-          off = w.reserveOffset(RECORD_BYTES)
-        }
-        fillRecord(u32, off >> 2, seq)
+        fillRecord(u32, reserveWaiting(w, RECORD_BYTES, 'rec-producer') >> 2, seq)
         w.stage(RECORD_BYTES, 1, 0)
         if ((seq % BATCH) === BATCH - 1) w.publish()
       }
@@ -61,16 +79,12 @@ function runRole (job: Job): Reply {
     case 'rec-consumer': {
       const r = attachRecordReader(sab)
       const u32 = new Uint32Array(r.data.buffer, r.data.byteOffset, r.data.length >> 2)
-      let n = 0
       let sum = 0
       parentPort?.postMessage({ ready: 1 })
-      for (;;) {
-        while (r.next()) { sum = (sum + (u32[r.payloadOffset >> 2] as number)) | 0; n++ }
-        r.release()
-        const res = waitForData(r, WAIT_MS)
-        if (res === 'closed') break
-        if (res !== 'ready') throw new Error(`rec-consumer: ${res}`)
-      }
+      const n = consumeRecords(r, 'rec-consumer', () => {
+        sum = (sum + (u32[r.payloadOffset >> 2] as number)) | 0
+        return 1
+      })
       return { end: nowNs(), n, sum }
     }
     case 'batch-producer': {
@@ -81,11 +95,7 @@ function runRole (job: Job): Reply {
       for (let seq = 0; seq < job.count; seq += BATCH) {
         const rows = Math.min(BATCH, job.count - seq)
         const bytes = RECORD_BYTES * rows
-        let off = w.reserveOffset(bytes)
-        while (off < 0) {
-          if (waitForSpace(w, WAIT_MS, bytes) !== 'ready') throw new Error('batch-producer: no space')
-          off = w.reserveOffset(bytes)
-        }
+        const off = reserveWaiting(w, bytes, 'batch-producer')
         for (let k = 0; k < rows; k++) fillRecord(u32, (off >> 2) + k * (RECORD_BYTES >> 2), seq + k)
         w.commit(bytes, 1, 0)
       }
@@ -95,20 +105,13 @@ function runRole (job: Job): Reply {
     case 'batch-consumer': {
       const r = attachRecordReader(sab)
       const u32 = new Uint32Array(r.data.buffer, r.data.byteOffset, r.data.length >> 2)
-      let n = 0
       let sum = 0
       parentPort?.postMessage({ ready: 1 })
-      for (;;) {
-        while (r.next()) {
-          const rows = r.payloadLength / RECORD_BYTES
-          for (let k = 0; k < rows; k++) sum = (sum + (u32[(r.payloadOffset >> 2) + k * (RECORD_BYTES >> 2)] as number)) | 0
-          n += rows
-        }
-        r.release()
-        const res = waitForData(r, WAIT_MS)
-        if (res === 'closed') break
-        if (res !== 'ready') throw new Error(`batch-consumer: ${res}`)
-      }
+      const n = consumeRecords(r, 'batch-consumer', () => {
+        const rows = r.payloadLength / RECORD_BYTES
+        for (let k = 0; k < rows; k++) sum = (sum + (u32[(r.payloadOffset >> 2) + k * (RECORD_BYTES >> 2)] as number)) | 0
+        return rows
+      })
       return { end: nowNs(), n, sum }
     }
     case 'rb-producer': {

@@ -54,8 +54,6 @@ export class PandaCaptureLogic {
 
   get acquisitions (): number { return this.#acquisition }
   get bytesReceived (): number { return this.#bytesReceived }
-  get rowsReceived (): number { return this.#rowsReceived }
-  get inAcquisition (): boolean { return this.#inAcquisition }
 
   /** Feeds one socket read. Throws a FlyScanError on malformed bytes or a full ring (the caller then calls fail()). */
   onChunk (chunk: Uint8Array, arrivalNs: number): void {
@@ -147,10 +145,11 @@ export class PandaCaptureLogic {
     const frame = { rows, bytes }
     for (let first = 0; first < rows; first += this.#maxRows) {
       const n = Math.min(this.#maxRows, rows - first)
-      const { payloadBytes } = rowsRecordLayout(decoder.columns, n)
+      const layout = rowsRecordLayout(decoder.columns, n)
+      const payloadBytes = layout.payloadBytes
       const off = this.#reserve(payloadBytes)
       const payload = this.#ring.data.subarray(off, off + payloadBytes)
-      decoder.decode(frame, columnViews(decoder.columns, payload, n), 0, first, n)
+      decoder.decode(frame, columnViews(decoder.columns, payload, n, layout), 0, first, n)
       const commitNs = nowNs()
       writeRowsHeader(payload, commitNs, n)
       this.#ring.commit(payloadBytes, PandaRecordTag.ROWS, arrivalNs)

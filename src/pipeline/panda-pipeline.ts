@@ -128,7 +128,6 @@ export class PandaPipeline {
       maxBlockRows: defaults.hdf5.maxBlockRows,
       chunkRows: defaults.hdf5.chunkRows,
       flushPeriodMs: opts.flushPeriodMs ?? defaults.hdf5.flushPeriodMs,
-      swmr: true,
       waitSliceMs: defaults.hdf5.waitSliceMs
     }
     this.writer = new WorkerHandle<Hdf5WriterUp, Hdf5WriterDown>({ name: 'hdf5-writer', url: workerUrl('hdf5-writer'), workerData: writerData, readyTimeoutMs, closeTimeoutMs })

@@ -38,8 +38,9 @@ export function rowsForBudget (columns: readonly ColumnSpec[], budgetBytes: numb
 }
 
 /** Typed-array views of each column of a ROWS payload (which must start 8-byte aligned in its buffer). */
-export function columnViews (columns: readonly ColumnSpec[], payload: Uint8Array, rows: number): ColumnArray[] {
-  const { offsets } = rowsRecordLayout(columns, rows)
+export function columnViews (columns: readonly ColumnSpec[], payload: Uint8Array, rows: number,
+  layout: RowsRecordLayout = rowsRecordLayout(columns, rows)): ColumnArray[] {
+  const { offsets } = layout
   return columns.map((c, i) => {
     const at = payload.byteOffset + (offsets[i] as number)
     return c.dtype === 'float64' ? new Float64Array(payload.buffer, at, rows) : new Uint32Array(payload.buffer, at, rows)

@@ -57,7 +57,6 @@ export interface Hdf5WriterData {
   readonly maxBlockRows: number
   readonly chunkRows: number
   readonly flushPeriodMs: number
-  readonly swmr: boolean
   /** Bound on one blocking wait for data; the worker returns to its event loop at least this often. */
   readonly waitSliceMs: number
 }
