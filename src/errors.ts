@@ -45,6 +45,12 @@ export const ErrorCode = {
   ENGINE_STATE: 'FLY_ERR_ENGINE_STATE',
   /** A plan yielded something that is not a known Msg command. */
   INVALID_COMMAND: 'FLY_ERR_INVALID_COMMAND',
+  /** Malformed bytes on an EPICS Channel Access connection or datagram (either side). */
+  CA_PROTOCOL: 'FLY_ERR_CA_PROTOCOL',
+  /** libca reported a failure (a get, put or subscription that ended with an ECA_ status other than ECA_NORMAL). */
+  CA: 'FLY_ERR_CA',
+  /** A native library (libca) could not be found or loaded. */
+  LIBRARY_MISSING: 'FLY_ERR_LIBRARY_MISSING',
   /** A known Msg out of order (save without create, open_run inside a run, read outside a bundle's rules...). */
   ILLEGAL_MESSAGE_SEQUENCE: 'FLY_ERR_ILLEGAL_MESSAGE_SEQUENCE',
   /** The operation was cancelled (destroy, abort). */

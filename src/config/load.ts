@@ -3,6 +3,8 @@
  *
  *   metadata: { beamline_id: tst, ... }          # run metadata defaults (scalars)
  *   data: { provider: nsls2 | local | static, root: <dir>, path?: <file, static only> }
+ *   ca: { addrList: "127.0.0.1:5064", autoAddrList: false, serverPort: 5064, maxArrayBytes: 100000000, libraryPath: ... }
+ *   ioc: { ... }                                 # the simulated IOC's PVs; validated by src/sim/ioc, kept raw here
  *   devices:
  *     SimMotor:                                   # a class from the device-class table
  *       - { name: sim_rot, labels: [motors], velocity: 90 }
@@ -29,15 +31,39 @@ export interface DataConfig {
   readonly path?: string
 }
 
+/**
+ * Channel Access client settings: each becomes the EPICS_CA_* environment variable of the same meaning when the
+ * thread's CA context is created (docs/channel-access.md). Unset ones leave the environment as it is.
+ */
+export interface CaConfig {
+  /** EPICS_CA_ADDR_LIST: space-separated `host[:port]` entries to send name searches to. */
+  readonly addrList?: string
+  /** EPICS_CA_AUTO_ADDR_LIST: also search the broadcast addresses of every interface. */
+  readonly autoAddrList?: boolean
+  /** EPICS_CA_SERVER_PORT: the UDP search port for entries without one (default 5064). */
+  readonly serverPort?: number
+  /** EPICS_CA_MAX_ARRAY_BYTES: the largest array the client accepts. */
+  readonly maxArrayBytes?: number
+  /** Where libca is; default: the Debian package's library, found by the system loader. */
+  readonly libraryPath?: string
+}
+
 export interface FlyConfig {
   readonly file: string
   readonly metadata: Readonly<Record<string, MetadataValue>>
   readonly data: DataConfig
+  readonly ca: CaConfig
+  /** The `ioc` section, unvalidated: only the simulated IOC reads it (src/sim/ioc/config.ts). */
+  readonly ioc: unknown
   readonly devices: readonly DeviceEntry[]
 }
 
+const CA_KEYS: Readonly<Record<keyof CaConfig, OptionType>> = {
+  addrList: 'string', autoAddrList: 'boolean', serverPort: 'number', maxArrayBytes: 'number', libraryPath: 'string'
+}
+
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
-const TOP_KEYS = ['metadata', 'data', 'devices']
+const TOP_KEYS = ['metadata', 'data', 'ca', 'ioc', 'devices']
 
 function isRecord (x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
@@ -93,6 +119,16 @@ export function parseConfig (doc: unknown, file: string, classes: DeviceClassTab
     }
   }
 
+  const ca: Record<string, string | number | boolean> = {}
+  if (doc.ca !== undefined && !isRecord(doc.ca)) bad('ca', `must be a mapping (got ${show(doc.ca)})`)
+  for (const [k, v] of Object.entries(isRecord(doc.ca) ? doc.ca : {})) {
+    const type = CA_KEYS[k as keyof CaConfig] as OptionType | undefined
+    if (type === undefined) bad(`ca.${k}`, `unknown key; allowed: ${Object.keys(CA_KEYS).join(', ')}`)
+    else if (!matchesType(v, type)) bad(`ca.${k}`, `must be a ${type} (got ${show(v)})`)
+    else if (type === 'number' && (!Number.isInteger(v) || (v as number) <= 0)) bad(`ca.${k}`, `must be a positive integer (got ${show(v)})`)
+    else ca[k] = v as string | number | boolean
+  }
+
   const devices: DeviceEntry[] = []
   const seen = new Map<string, string>()
   if (doc.devices !== undefined && !isRecord(doc.devices)) bad('devices', `must be a mapping of device class to a list (got ${show(doc.devices)})`)
@@ -137,7 +173,7 @@ export function parseConfig (doc: unknown, file: string, classes: DeviceClassTab
       `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`,
       { details: { file, problems: problems.length } })
   }
-  return { file, metadata, data, devices }
+  return { file, metadata, data, ca: ca as CaConfig, ioc: doc.ioc, devices }
 }
 
 /** Read and validate a YAML config file. */

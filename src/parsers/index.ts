@@ -1,1 +1,2 @@
 export * from './panda-data/index.js'
+export * from './ca/index.js'

@@ -1,0 +1,2 @@
+export * from './dbr.js'
+export * from './header.js'
