@@ -55,6 +55,8 @@ export const ErrorCode = {
   ILLEGAL_MESSAGE_SEQUENCE: 'FLY_ERR_ILLEGAL_MESSAGE_SEQUENCE',
   /** The operation was cancelled (destroy, abort). */
   CANCELLED: 'FLY_ERR_CANCELLED',
+  /** The PandA control port answered a command with `ERR <message>` (the message names the command and the box's text). */
+  PANDA_CONTROL_ERR: 'FLY_ERR_PANDA_CONTROL',
   /** Anything that is not one of ours, after crossing a thread. */
   UNKNOWN: 'FLY_ERR_UNKNOWN'
 } as const

@@ -1,2 +1,3 @@
 export * from './panda-data/index.js'
 export * from './ca/index.js'
+export * from './panda-control/index.js'
