@@ -3,3 +3,4 @@ export {
   syntheticStream, syntheticStreamBytes, syntheticHeader, syntheticValue, rowBytesOf, XAS_FIELDS,
   type SyntheticField, type SyntheticStreamOptions
 } from './panda-stream.js'
+export * from './ioc/index.js'

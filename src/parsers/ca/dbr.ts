@@ -301,13 +301,45 @@ export function encodeDbr (type: number, count: number, payload: DbrPayload, out
   return size
 }
 
-function formatNumber (v: number): string {
-  return Number.isInteger(v) ? String(v) : String(v)
+/**
+ * A number as a DBR_STRING: integers in decimal, doubles in their shortest round-trip form, floats in the shortest
+ * form that reads back to the same float32 (0.1 rather than 0.10000000149011612).
+ */
+function formatNumber (v: number, from: DbrBase): string {
+  if (from !== DbrBase.FLOAT || !Number.isFinite(v) || Number.isInteger(v)) return String(v)
+  for (let digits = 1; digits <= 9; digits++) {
+    const shorter = Number(v.toPrecision(digits))
+    if (Math.fround(shorter) === v) return String(shorter)
+  }
+  return String(v)
+}
+
+/**
+ * A DBR_STRING read as a number, strictly: the whole string (spaces around it aside) must be a number. An empty
+ * string is 0 and `nan`/`inf` are accepted, as EPICS base's string conversions do; anything else is BAD_INPUT.
+ */
+function parseNumber (s: string, to: DbrBase): number {
+  const t = s.trim()
+  if (t === '') return 0
+  const special = /^([+-]?)(nan|inf|infinity)$/i.exec(t)
+  if (special !== null) {
+    if ((special[2] as string).toLowerCase() === 'nan') return Number.NaN
+    return special[1] === '-' ? -Infinity : Infinity
+  }
+  const v = Number(t)
+  if (Number.isNaN(v)) {
+    throw new FlyScanError(ErrorCode.BAD_INPUT, `cannot convert "${s}" to ${BASE_NAMES[to]}: not a number`, {
+      details: { value: s, to: BASE_NAMES[to] }
+    })
+  }
+  return v
 }
 
 /**
  * Convert a value to another base, as a server answering a request for a type other than the native one does:
- * numbers cast as C casts them, enums to and from their state strings, numbers to decimal strings.
+ * numbers cast as C casts them (doubles to integers truncate toward zero; integers wrap to the width of the
+ * target), enums to and from their state strings, numbers to decimal strings, strings to numbers strictly (a
+ * string that is not a number is a BAD_INPUT error naming it).
  */
 export function convertValue (value: DbrValue, to: DbrBase, enumStrings?: readonly string[]): DbrValue {
   const from = baseOfValue(value)
@@ -316,27 +348,24 @@ export function convertValue (value: DbrValue, to: DbrBase, enumStrings?: readon
   if (to === DbrBase.STRING) {
     const out: string[] = []
     for (let i = 0; i < n; i++) {
-      const v = value[i] as number | string
-      if (typeof v === 'string') out.push(v)
-      else if (from === DbrBase.ENUM && enumStrings !== undefined && enumStrings[v] !== undefined) out.push(enumStrings[v])
-      else out.push(formatNumber(v))
+      const v = value[i] as number
+      if (from === DbrBase.ENUM && enumStrings !== undefined && enumStrings[v] !== undefined) out.push(enumStrings[v])
+      else out.push(formatNumber(v, from))
     }
     return out
   }
   const out = emptyValue(to, n) as Exclude<DbrValue, string[]>
+  const integer = to !== DbrBase.FLOAT && to !== DbrBase.DOUBLE
   for (let i = 0; i < n; i++) {
     const v = value[i] as number | string
     let num: number
     if (typeof v === 'string') {
       const state = to === DbrBase.ENUM && enumStrings !== undefined ? enumStrings.indexOf(v) : -1
-      num = state >= 0 ? state : Number.parseFloat(v)
-      if (Number.isNaN(num)) {
-        throw new FlyScanError(ErrorCode.BAD_INPUT, `cannot convert "${v}" to ${BASE_NAMES[to]}`, { details: { value: v } })
-      }
+      num = state >= 0 ? state : parseNumber(v, to)
     } else {
       num = v
     }
-    out[i] = to === DbrBase.FLOAT || to === DbrBase.DOUBLE ? num : Math.trunc(num)
+    out[i] = integer ? Math.trunc(num) : num
   }
   return out
 }

@@ -37,6 +37,14 @@ export const CaCommand = {
 } as const
 export type CaCommand = typeof CaCommand[keyof typeof CaCommand]
 
+const COMMAND_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(CaCommand).map(([name, n]) => [n, name]))
+
+/** `READ_NOTIFY (15)`, or `unknown command 99` for numbers the protocol does not define. */
+export function caCommandName (command: number): string {
+  const name = COMMAND_NAMES.get(command)
+  return name === undefined ? `unknown command ${command}` : `${name} (${command})`
+}
+
 /** The protocol minor version we speak (EPICS base 3.14 onwards). */
 export const CA_MINOR_VERSION = 13
 export const CA_DEFAULT_SERVER_PORT = 5064
@@ -47,12 +55,29 @@ export const EXTENDED_HEADER_SIZE = 24
 /** Event masks of EVENT_ADD (DBE_*). */
 export const DbeMask = { VALUE: 1, LOG: 2, ALARM: 4, PROPERTY: 8 } as const
 
+/** The reply flag of SEARCH (in data_type): whether a server that lacks the name answers NOT_FOUND. */
+export const SearchReply = { DO_REPLY: 10, DONT_REPLY: 5 } as const
+
+/** data_type of the VERSION message that starts a server's UDP datagram: parameter1 holds the client's sequence number. */
+export const SEQUENCE_NO_IS_VALID = 1
+
 /** Access rights bits of ACCESS_RIGHTS. */
 export const AccessRights = { READ: 1, WRITE: 2 } as const
 
-/** ECA_ status codes the server sends (in WRITE_NOTIFY / READ_NOTIFY replies and ERROR messages). */
+/**
+ * ECA_ status codes the server sends (in WRITE_NOTIFY / READ_NOTIFY replies and ERROR messages). Each is
+ * `(number << 3) | severity`, as EPICS base's caerr.h defines them.
+ */
 export const EcaStatus = {
   NORMAL: 1,
+  /** ECA_TOLARGE: the request or its reply does not fit the server's limits */
+  TOLARGE: 72,
+  /** ECA_INTERNAL: the server could not make sense of a request (bad command, bad size) */
+  INTERNAL: 142,
+  /** ECA_BADMONID: EVENT_CANCEL of a subscription the server does not know */
+  BADMONID: 242,
+  /** ECA_NORDACCESS: read access denied */
+  NORDACCESS: 368,
   /** ECA_BADTYPE */
   BADTYPE: 114,
   /** ECA_BADCOUNT */
@@ -76,9 +101,12 @@ export interface CaHeader {
   readonly parameter2: number
 }
 
-/** Bytes of the header that carries `h` (24 when the payload size or count needs the extended form). */
+/**
+ * Bytes of the header that carries `h`: 24 unless both the payload size and the count are below 0xFFFF (the rule
+ * of libca's comQueSend.cpp and rsrv's cas_copy_in_header; 0xFFFF itself marks the extended form).
+ */
 export function headerSize (h: Pick<CaHeader, 'payloadSize' | 'dataCount'>): number {
-  return h.payloadSize >= 0xffff || h.dataCount > 0xffff ? EXTENDED_HEADER_SIZE : HEADER_SIZE
+  return h.payloadSize >= 0xffff || h.dataCount >= 0xffff ? EXTENDED_HEADER_SIZE : HEADER_SIZE
 }
 
 /** Write `h` at `offset` of `out`; returns the header's size (16 or 24). */
@@ -110,7 +138,9 @@ export function encodeMessage (h: CaHeader, payload?: Uint8Array): Uint8Array {
 }
 
 /**
- * Read the header at `offset` of `bytes`: undefined when `bytes` does not yet hold all of it.
+ * Read the header at `offset` of `bytes`: undefined when `bytes` does not yet hold all of it. A payload size of
+ * 0xFFFF announces the extended header, whatever the 16-bit count says: libca (tcpiiu.cpp) and rsrv
+ * (camessage.c) test only the payload size, although the specification also asks for a zero count.
  */
 export function decodeHeader (bytes: Uint8Array, offset: number): { header: CaHeader, size: number } | undefined {
   if (bytes.length - offset < HEADER_SIZE) return undefined
@@ -121,7 +151,7 @@ export function decodeHeader (bytes: Uint8Array, offset: number): { header: CaHe
   const count16 = view.getUint16(6)
   const parameter1 = view.getUint32(8)
   const parameter2 = view.getUint32(12)
-  if (payload16 === 0xffff && count16 === 0) {
+  if (payload16 === 0xffff) {
     if (bytes.length - offset < EXTENDED_HEADER_SIZE) return undefined
     return {
       header: { command, payloadSize: view.getUint32(16), dataType, dataCount: view.getUint32(20), parameter1, parameter2 },

@@ -1,2 +1,3 @@
 export * from './dbr.js'
 export * from './header.js'
+export * from './framer.js'
