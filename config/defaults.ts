@@ -47,6 +47,17 @@ export const defaults = Object.freeze({
     /** A simulated motor's velocity (units/s) when the config names none: TST plans restore rot_motor to 90 deg/s. */
     simMotorVelocity: 90
   }),
+  ca: Object.freeze({
+    /**
+     * EPICS_CA_MAX_ARRAY_BYTES when neither the config nor the environment sets it: 16 MiB holds an 8 MiB camera
+     * frame or 1,000,000 doubles (8 MB) with room to spare (docs/channel-access.md).
+     */
+    maxArrayBytes: 16 * 1024 * 1024,
+    /** Bound on a Channel Access get (libca itself never times out a request on a live circuit). */
+    getTimeoutMs: 10_000,
+    /** Bound on waiting for the servers to close their circuits when a CA context is destroyed. */
+    circuitCloseTimeoutMs: 2000
+  }),
   workers: Object.freeze({
     /** Bound on a worker reporting Ready. */
     readyTimeoutMs: 10_000,
