@@ -5,6 +5,8 @@
  *   demo [--out <dir>]      what `npm start` runs: replays the bundled recording through the pipeline
  *   run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
  *   plans                   lists the runnable plans with their arguments and defaults
+ *   sim-ioc [--config <yaml>] [--port N]   the simulated IOC alone
+ *   caget <pv...> | caput <pv> <value...> | camonitor <pv...>   Channel Access at a terminal
  */
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
@@ -14,6 +16,8 @@ import { ErrorCode, FlyScanError } from '../errors.js'
 import type { DataFormat, DataOptions, DataProcess } from '../parsers/index.js'
 import { replay, replayJson, replayText } from './replay.js'
 import { plansCommand, runCommand } from './run.js'
+import { cagetCommand, camonitorCommand, caputCommand } from './ca-tools.js'
+import { simIocCommand } from './sim-ioc.js'
 
 const USAGE = `usage:
   tst-fly replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
@@ -21,6 +25,12 @@ const USAGE = `usage:
   tst-fly run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
       runs a plan (default config: config/sim.yaml; default documents file: <data.root>/run-<time>.jsonl)
   tst-fly plans           lists the plans and their arguments
+  tst-fly sim-ioc [--config <yaml>] [--port N] [--host H] [--json] [--quiet]
+      runs the simulated IOC (a Channel Access server) alone; --port 0 picks free ports (default 5064)
+  tst-fly caget <pv...> [--time] [--ctrl] [--json] [--all] [--config <yaml>] [--timeout <s>]
+  tst-fly caput <pv> <value...> [--wait] [--config <yaml>] [--timeout <s>]
+  tst-fly camonitor <pv...> [--count N] [--seconds S] [--config <yaml>] [--timeout <s>]
+      Channel Access through libca; search settings from the config's ca section or the EPICS_CA_* environment
 `
 
 /** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
@@ -56,6 +66,18 @@ function parseRate (text: string | undefined): number | undefined {
 
 function stamp (): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')
+}
+
+function terminal (): { stdout: (text: string) => void, stderr: (text: string) => void } {
+  return { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }
+}
+
+/** Resolves on the first SIGINT or SIGTERM (the command then closes what it opened and exits 0). */
+function signalled (): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => { resolve() })
+    process.once('SIGTERM', () => { resolve() })
+  })
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -106,6 +128,14 @@ async function main (argv: string[]): Promise<number> {
     case 'plans':
       if (rest.length > 0) throw usageError(`plans takes no arguments, got '${rest.join(' ')}'`)
       return plansCommand({ stdout: (text) => process.stdout.write(text) })
+    case 'sim-ioc':
+      return await simIocCommand(rest, path.join(packageRoot, 'config', 'sim.yaml'), { ...terminal(), stopped: signalled() })
+    case 'caget':
+      return await cagetCommand(rest, terminal())
+    case 'caput':
+      return await caputCommand(rest, terminal())
+    case 'camonitor':
+      return await camonitorCommand(rest, { ...terminal(), interrupted: signalled() })
     default:
       throw usageError(`unknown command '${command}'`)
   }

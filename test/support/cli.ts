@@ -11,9 +11,9 @@ export interface CliResult {
 
 export const CLI = join(REPO_ROOT, 'build', 'src', 'cli', 'main.js')
 
-export function runCli (args: readonly string[], timeoutMs = 60_000): Promise<CliResult> {
+export function runCli (args: readonly string[], timeoutMs = 60_000, env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })

@@ -47,7 +47,7 @@ t.test('every problem is reported with file and path', async t => {
   t.ok(isFlyScanError(err, ErrorCode.BAD_INPUT))
   const msg = (err as Error).message
   t.match(msg, /^my\.yaml: 10 problems: /)
-  t.match(msg, /extra: unknown key; allowed: metadata, data, devices/)
+  t.match(msg, /extra: unknown key; allowed: metadata, data, ca, ioc, devices/)
   t.match(msg, /metadata\.bad: must be a string, number or boolean/)
   t.match(msg, /data\.provider: must be one of nsls2, local, static \(got "ftp"\)/)
   t.match(msg, /devices\.EpicsMotor\[2\]\.prefix: must be a string \(got 42\)/)
@@ -66,4 +66,20 @@ t.test('unreadable and malformed files are BAD_FILE naming the file', async t =>
   await writeFile(bad, 'devices:\n  SimMotor: [\n')
   await t.rejects(loadConfigFile(bad), { code: ErrorCode.BAD_FILE, message: /bad\.yaml:\d+:\d+: not valid YAML/ })
   t.same(parseConfig({}, 'empty.yaml').devices, [])
+})
+
+t.test('the ca section: each key typed, unknown keys and bad values named by path', async t => {
+  const good = parseConfig({ ca: { addrList: '127.0.0.1:5064 10.0.0.1', autoAddrList: false, serverPort: 5064, maxArrayBytes: 20000000 } }, 'ca.yaml')
+  t.same(good.ca, { addrList: '127.0.0.1:5064 10.0.0.1', autoAddrList: false, serverPort: 5064, maxArrayBytes: 20000000 })
+  t.same(parseConfig({}, 'empty.yaml').ca, {}, 'no ca section: the environment decides')
+  const err = (() => { try { parseConfig({ ca: { addrList: 5, serverPort: -1, maxArrayBytes: 1.5, colour: 'red' } }, 'c.yaml'); return undefined } catch (e) { return e } })()
+  t.ok(isFlyScanError(err, ErrorCode.BAD_INPUT))
+  const msg = (err as Error).message
+  t.match(msg, /^c\.yaml: 4 problems: /)
+  t.match(msg, /ca\.addrList: must be a string \(got 5\)/)
+  t.match(msg, /ca\.serverPort: must be a positive integer \(got -1\)/)
+  t.match(msg, /ca\.maxArrayBytes: must be a positive integer \(got 1\.5\)/)
+  t.match(msg, /ca\.colour: unknown key; allowed: addrList, autoAddrList, serverPort, maxArrayBytes, libraryPath/)
+  const notMap = (() => { try { parseConfig({ ca: 'x' }, 'd.yaml'); return undefined } catch (e) { return e } })()
+  t.match((notMap as Error).message, /ca: must be a mapping \(got "x"\)/)
 })
