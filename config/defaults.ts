@@ -65,6 +65,13 @@ export const defaults = Object.freeze({
     closeTimeoutMs: 30_000,
     /** Bound on a stats or flush request. */
     requestTimeoutMs: 5000
+  }),
+  motor: Object.freeze({
+    /**
+     * Added to a motor move's expected duration (|distance| / VELO + 2 x ACCL) to bound set() when the caller gives
+     * no timeout: ophyd-async adds its DEFAULT_TIMEOUT, 10 s, the same way (epics/motor.py calculate_timeout).
+     */
+    moveTimeoutMarginMs: 10_000
   })
 })
 

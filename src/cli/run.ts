@@ -1,8 +1,9 @@
 /**
  * `tst-fly run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]`
  *
- * Loads the config (default: the embedded config/sim.yaml), creates its devices and connects them (simulated
- * classes, `Sim*`, with mock backends), builds the plan from the catalog (src/plans/catalog.ts) with the checked
+ * Loads the config (default: the embedded config/sim.yaml), creates its devices and connects those the plan's
+ * arguments name (simulated classes, `Sim*`, with mock backends; EPICS ones over Channel Access with the config's
+ * `ca` settings), builds the plan from the catalog (src/plans/catalog.ts) with the checked
  * arguments, and runs it on a RunEngine whose metadata is the config's `metadata` with the `--md` pairs over it
  * (a value is parsed as JSON when it parses, else kept as a string). Prints the live table on stdout (or, with
  * --json, one summary object at the end) and writes every document to a JSONL file: `--docs`, or by default
@@ -11,10 +12,12 @@
  */
 import path from 'node:path'
 import { ErrorCode, FlyScanError } from '../errors.js'
-import { createDevices, loadConfigFile } from '../config/index.js'
-import { RunEngine, type RunResult } from '../engine/index.js'
+import { CaContext } from '../backends/index.js'
+import { createDevices, loadConfigFile, type FlyConfig } from '../config/index.js'
+import type { Device } from '../devices/index.js'
+import { RunEngine, type Plan, type RunResult } from '../engine/index.js'
 import { JsonlSink, type DocumentName, type Document } from '../documents/index.js'
-import { catalogText, findCatalogPlan, parsePlanArgs, planCatalog } from '../plans/index.js'
+import { catalogText, findCatalogPlan, parsePlanArgs, planCatalog, type PlanArgs } from '../plans/index.js'
 import { liveTable } from './live-table.js'
 
 export interface RunCommandIo {
@@ -136,15 +139,38 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
     io.stderr(`tst-fly: not created (class not implemented yet): ${skipped.map((s) => `${s.name} (${s.deviceClass})`).join(', ')}\n`)
   }
 
-  // Connect every device in parallel: simulated classes on mock backends.
+  // Connect the devices the plan uses, in parallel: simulated classes on mock backends, EPICS ones through this
+  // thread's CA context, created first from the config's ca section (so every channel searches where it says).
   const sim = new Set(config.devices.filter((e) => e.deviceClass.startsWith('Sim')).map((e) => e.name))
-  const connected = await Promise.allSettled(registry.findAll().map(async (d) => { await d.connect({ mock: sim.has(d.name) }) }))
-  const failures = connected.flatMap((r) => r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : [])
-  if (failures.length > 0) {
-    io.stderr(`tst-fly: ${failures.length} device${failures.length === 1 ? '' : 's'} failed to connect: ${failures.join('; ')}\n`)
-    return 1
+  const used = devicesIn(planArgs, registry.findAll())
+  if (used.some((d) => !sim.has(d.name))) CaContext.get(config.ca)
+  try {
+    const connected = await Promise.allSettled(used.map(async (d) => { await d.connect({ mock: sim.has(d.name) }) }))
+    const failures = connected.flatMap((r) => r.status === 'rejected' ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : [])
+    if (failures.length > 0) {
+      io.stderr(`tst-fly: ${failures.length} device${failures.length === 1 ? '' : 's'} failed to connect: ${failures.join('; ')}\n`)
+      return 1
+    }
+    return await runConnected(plan.name, built, config, parsed, io)
+  } finally {
+    // Open CA channels keep the process alive: close them with the context.
+    await CaContext.current()?.destroy()
   }
+}
 
+/** The devices among `all` that the plan's arguments name (directly or in a list). */
+function devicesIn (args: PlanArgs, all: readonly Device[]): Device[] {
+  const set = new Set<Device>(all)
+  const found = new Set<Device>()
+  for (const v of Object.values(args)) {
+    for (const item of Array.isArray(v) ? v : [v]) if (set.has(item as Device)) found.add(item as Device)
+  }
+  return [...found]
+}
+
+async function runConnected (
+  planName: string, built: Plan<string>, config: FlyConfig, parsed: ReturnType<typeof parseRunArgs>, io: RunCommandIo
+): Promise<number> {
   const docsPath = path.resolve(parsed.docs ?? path.join(config.data.root, `run-${stamp()}.jsonl`))
   const sink = await JsonlSink.open(docsPath)
   const re = new RunEngine({ metadata: config.metadata })
@@ -179,7 +205,7 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
 
   const ok = failure === undefined && result !== undefined && result.outcome === 'completed' && (exitStatus === undefined || exitStatus === 'success')
   const summary: RunSummary = {
-    plan: plan.name,
+    plan: planName,
     outcome: result?.outcome ?? 'failed',
     exitStatus,
     reason: failure ?? reason ?? result?.reason,
@@ -190,7 +216,7 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
   }
   if (parsed.json) io.stdout(JSON.stringify(summary) + '\n')
   else {
-    if (!ok) io.stderr(`tst-fly: run ${plan.name} failed: ${summary.reason ?? summary.outcome}\n`)
+    if (!ok) io.stderr(`tst-fly: run ${planName} failed: ${summary.reason ?? summary.outcome}\n`)
     const shown = path.relative(process.cwd(), docsPath)
     io.stdout(`${sink.lines} documents (${events} events) written to ${shown.startsWith('..') || shown === '' ? docsPath : shown}\n`)
   }

@@ -4,6 +4,8 @@
  * `createDevices` lists them as skipped. Later issues register EpicsMotor, ADVimba and HDFPanda factories here.
  */
 import { type Device, SimDetector, SimMotor } from '../devices/index.js'
+import { EpicsMotor } from '../epics/index.js'
+import { ErrorCode, FlyScanError } from '../errors.js'
 
 export type OptionType = 'string' | 'number' | 'boolean'
 
@@ -58,9 +60,21 @@ export function defaultDeviceClasses (): DeviceClassTable {
       create: (e) => new SimDetector({ name: e.name, acquireTime: num(e, 'acquireTime') })
     }],
     ['EpicsMotor', {
-      description: 'EPICS motor record (declared, not yet implemented)',
+      description: 'EPICS motor record over Channel Access; prefix: the record name (src/epics/motor.ts)',
       prefixRequired: true,
-      options: { velocity: 'number' }
+      // velocity: what unstage() writes back to VELO after a fly scan (TST: 90 deg/s).
+      options: { velocity: 'number', moveTimeoutMarginMs: 'number' },
+      create: (e) => {
+        const velocity = num(e, 'velocity')
+        const margin = num(e, 'moveTimeoutMarginMs')
+        if (velocity !== undefined && !(velocity > 0)) {
+          throw new FlyScanError(ErrorCode.BAD_INPUT, `EpicsMotor ${e.name}: velocity ${velocity} must be > 0`, { details: { device: e.name } })
+        }
+        if (margin !== undefined && !(margin >= 0)) {
+          throw new FlyScanError(ErrorCode.BAD_INPUT, `EpicsMotor ${e.name}: moveTimeoutMarginMs ${margin} must be >= 0`, { details: { device: e.name } })
+        }
+        return new EpicsMotor(String(e.prefix), { name: e.name, velocity, moveTimeoutMarginMs: margin })
+      }
     }],
     ['ADVimba', {
       description: 'Allied Vision camera via areaDetector ADVimba (declared, not yet implemented)',
