@@ -12,8 +12,9 @@ import { bench as ring } from './ring.js'
 import { bench as pandaParse } from './panda-parse.js'
 import { bench as replay } from './replay.js'
 import { bench as engine } from './engine.js'
+import { bench as ca } from './ca.js'
 
-export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine]
+export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca]
 
 export interface BenchReport {
   readonly schema: 'tst-fly-bench/1'
