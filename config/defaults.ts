@@ -11,7 +11,32 @@ export const defaults = Object.freeze({
     /** Bound on connecting to the data port. */
     connectTimeoutMs: 5000,
     /** The capture worker's socket read buffer (one, reused: no allocation per read). */
-    readBufferBytes: 1024 * 1024
+    readBufferBytes: 1024 * 1024,
+    /** Bound on a control-port command waiting with no byte of reply (the connection is closed after it). */
+    controlReplyTimeoutMs: 5000,
+    /** Bound on PCAP.ACTIVE becoming 1 after `*PCAP.ARM=` (kickoff). */
+    armTimeoutMs: 5000,
+    /** Bound on PCAP.ACTIVE becoming 0 after `*PCAP.DISARM=` (disarm, stop, unstage), and after the END line (complete). */
+    disarmTimeoutMs: 5000,
+    /**
+     * Bound on the box counting our data connection as a reader (`*PCAP.STATUS?`) after prepare connects it: the
+     * server registers a reader once it has read the options line, and only readers it knows at arm get the header.
+     */
+    dataClientTimeoutMs: 5000,
+    /** Period of PCAP.ACTIVE polls while waiting for it to change. */
+    activePollPeriodMs: 20,
+    /** Added to a scan's expected capture time (twice over) to bound complete(); a prepare value may give its own. */
+    completeMarginMs: 60_000,
+    /** Bound on the data-port pipeline finishing its file after the capture ended. */
+    pipelineCloseTimeoutMs: 30_000,
+    /** TST's rotation-stage encoder: 8000 counts per revolution (22.22 counts per degree). */
+    encoderCountsPerRev: 8000,
+    /** What the data port carries before `Data overrun` (DESIGN.md §6 measured 50-60 MB/s); requests above it are refused. */
+    maxDataRateBytesPerS: 50_000_000,
+    /** XAS: degrees between the parked stage (PCOMP enabled at kickoff) and the window start (TST's `pre_start_deg`). */
+    xasRunUpDeg: 5,
+    /** XAS: low time at the end of each clock period (TST's `reset_time`, 1 µs). */
+    xasClockResetTimeS: 1e-6
   }),
   ring: Object.freeze({
     /**

@@ -6,6 +6,8 @@
 import { type Device, SimDetector, SimMotor } from '../devices/index.js'
 import { EpicsMotor } from '../epics/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
+import { HDFPanda } from '../panda/index.js'
+import { LocalPathProvider } from '../paths/index.js'
 
 export type OptionType = 'string' | 'number' | 'boolean'
 
@@ -82,10 +84,29 @@ export function defaultDeviceClasses (): DeviceClassTable {
       options: { driver: 'string', hdf: 'string', image: 'string' }
     }],
     ['HDFPanda', {
-      description: 'PandABox over its TCP control and data ports (declared, not yet implemented)',
+      description: 'PandABox over its TCP control and data ports (src/panda/device.ts)',
       prefixRequired: true,
-      options: { host: 'string', controlPort: 'number', dataPort: 'number' },
-      required: ['host']
+      options: { host: 'string', controlPort: 'number', dataPort: 'number', dataRoot: 'string', encoderPolarity: 'number', countsPerRev: 'number' },
+      required: ['host'],
+      create: (e) => {
+        const polarity = num(e, 'encoderPolarity')
+        if (polarity !== undefined && polarity !== 1 && polarity !== -1) {
+          throw new FlyScanError(ErrorCode.BAD_INPUT, `HDFPanda ${e.name}: encoderPolarity ${polarity} must be 1 or -1`, { details: { device: e.name } })
+        }
+        const countsPerRev = num(e, 'countsPerRev')
+        const dataRoot = e.options.dataRoot
+        return new HDFPanda({
+          name: e.name,
+          host: String(e.options.host),
+          controlPort: num(e, 'controlPort'),
+          dataPort: num(e, 'dataPort'),
+          pathProvider: typeof dataRoot === 'string' ? new LocalPathProvider(dataRoot) : undefined,
+          trigger: {
+            ...(polarity === undefined ? {} : { encoderPolarity: polarity }),
+            ...(countsPerRev === undefined ? {} : { countsPerRev })
+          }
+        })
+      }
     }]
   ])
 }
