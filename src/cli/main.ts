@@ -7,6 +7,8 @@
  *   plans                   lists the runnable plans with their arguments and defaults
  *   sim-ioc [--config <yaml>] [--port N]   the simulated IOC alone
  *   caget <pv...> | caput <pv> <value...> | camonitor <pv...>   Channel Access at a terminal
+ *   sim-panda [--control-port N] [--data-port N] ...   the simulated PandA alone
+ *   record --host H [--data-port N] --out <file.bin> ...   a data-port stream, byte for byte
  */
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
@@ -16,6 +18,8 @@ import { ErrorCode, FlyScanError } from '../errors.js'
 import type { DataFormat, DataOptions, DataProcess } from '../parsers/index.js'
 import { replay, replayJson, replayText } from './replay.js'
 import { plansCommand, runCommand } from './run.js'
+import { RECORD_USAGE, recordCommand } from './record.js'
+import { SIM_PANDA_USAGE, simPandaCommand } from './sim-panda.js'
 import { cagetCommand, camonitorCommand, caputCommand } from './ca-tools.js'
 import { simIocCommand } from './sim-ioc.js'
 
@@ -31,7 +35,7 @@ const USAGE = `usage:
   tst-fly caput <pv> <value...> [--wait] [--config <yaml>] [--timeout <s>]
   tst-fly camonitor <pv...> [--count N] [--seconds S] [--config <yaml>] [--timeout <s>]
       Channel Access through libca; search settings from the config's ca section or the EPICS_CA_* environment
-`
+${SIM_PANDA_USAGE}${RECORD_USAGE}`
 
 /** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
 const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -136,6 +140,10 @@ async function main (argv: string[]): Promise<number> {
       return await caputCommand(rest, terminal())
     case 'camonitor':
       return await camonitorCommand(rest, { ...terminal(), interrupted: signalled() })
+    case 'sim-panda':
+      return await simPandaCommand(rest, terminal())
+    case 'record':
+      return await recordCommand(rest, terminal())
     default:
       throw usageError(`unknown command '${command}'`)
   }

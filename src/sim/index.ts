@@ -4,3 +4,8 @@ export {
   type SyntheticField, type SyntheticStreamOptions
 } from './panda-stream.js'
 export * from './ioc/index.js'
+export {
+  SimPanda, PandaSimulation, captureLayout, ADC_DEFAULTS, edgeFraction,
+  type SimPandaOptions, type SimulationOptions, type SimPandaClock, type SimPandaStats, type TriggerSink,
+  type TriggerEdge, type MotorLike, type AdcOptions, type RateModeOptions, type DataClientRecord
+} from './panda/index.js'

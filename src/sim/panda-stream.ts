@@ -2,8 +2,9 @@
  * Synthetic PandA data-port streams, byte for byte as a PandABox sends them after `XML FRAMED SCALED` (or RAW):
  * the `OK` line, the XML header, rows in `BIN` frames, and the END line. Used by the replay benchmark and by tests
  * that need streams larger than the recordings. Row values are a pure function of the row index, so a reader can
- * check every value (`syntheticValue`).
+ * check every value (`syntheticValue`). The header and block framing are the simulated PandA's (panda/wire.ts).
  */
+import { frameHeader, headerText } from './panda/wire.js'
 
 export interface SyntheticField {
   readonly name: string
@@ -51,14 +52,7 @@ export function rowBytesOf (fields: readonly SyntheticField[]): number {
 }
 
 export function syntheticHeader (fields: readonly SyntheticField[], process: 'Scaled' | 'Raw' = 'Scaled'): string {
-  const lines = ['<header>',
-    `<data missed="0" process="${process}" format="Framed" sample_bytes="${rowBytesOf(fields)}" />`, '<fields>']
-  for (const f of fields) {
-    const extra = f.type === 'uint32' ? '' : ` scale="${f.scale ?? 1}" offset="${f.offset ?? 0}" units="${f.units ?? ''}"`
-    lines.push(`<field name="${f.name}" type="${f.type}" capture="${f.capture}"${extra} />`)
-  }
-  lines.push('</fields>', '</header>', '', '')
-  return lines.join('\n')
+  return headerText({ missed: 0, process, format: 'Framed', sampleBytes: rowBytesOf(fields) }, fields, true)
 }
 
 /** Packs rows [first, first + n) into `out` at `at`; returns bytes written. */
@@ -104,13 +98,11 @@ export function * syntheticStream (opts: SyntheticStreamOptions): Generator<Uint
     const last = nextRow >= opts.rows
     const frames = last ? Math.ceil(carry / framePayload) : Math.floor(carry / framePayload)
     const out = new Uint8Array(frames * 8 + Math.min(carry, frames * framePayload))
-    const ov = new DataView(out.buffer)
     let o = 0
     let used = 0
     for (let k = 0; k < frames; k++) {
       const len = Math.min(framePayload, carry - used)
-      out.set([0x42, 0x49, 0x4e, 0x20], o)
-      ov.setUint32(o + 4, len + 8, true)
+      out.set(frameHeader(len), o)
       out.set(rows.subarray(used, used + len), o + 8)
       o += 8 + len
       used += len
