@@ -13,8 +13,9 @@ import { bench as pandaParse } from './panda-parse.js'
 import { bench as replay } from './replay.js'
 import { bench as engine } from './engine.js'
 import { bench as ca } from './ca.js'
+import { bench as pandaLive } from './panda-live.js'
 
-export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca]
+export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca, pandaLive]
 
 export interface BenchReport {
   readonly schema: 'tst-fly-bench/1'
