@@ -9,8 +9,8 @@
  * - one ao for gets and puts.
  *
  * Monitors, per frame size, in alternation (ours raw, ours decoded, the peer; `runs` times each; medians):
- * - ours, raw copy: CaChannel.monitorRaw on DBR_TIME_<native>, each frame copied from libca's buffer into one
- *   preallocated buffer, as the camera worker copies into a ring slot. The CPU target uses this one;
+ * - ours, raw copy: CaChannel.monitorCopy on DBR_TIME_<native>, each frame copied (memcpy) from libca's buffer into
+ *   one preallocated buffer, as the camera worker copies into a ring slot. The CPU target uses this one;
  * - ours, decoded: CaChannel.monitor, each frame decoded into a new typed array;
  * - the peer: Debian's pyepics (another libca client) in a /usr/bin/python3 child, epics.PV(auto_monitor=True) with a
  *   callback receiving the numpy array pyepics makes (its own copy).
@@ -31,7 +31,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CaChannel, CaContext, type CaMonitor } from '../src/backends/index.js'
-import { DbrBase, DbrClass, dbrType, elementSize, valueOffset, type DbrValue } from '../src/parsers/index.js'
+import { DbrBase, DbrClass, dbrType, elementSize, type DbrValue } from '../src/parsers/index.js'
 import { caEnv, runPythonJson } from '../test/support/pyepics.js'
 import { median, target, type Benchmark, type BenchResult, type Measurement, type Role } from './harness.js'
 
@@ -228,11 +228,10 @@ async function ourWindow (ch: CaChannel, mode: 'raw' | 'decoded', iocPid: number
   const counter = new FrameCounter()
   let monitor: CaMonitor
   if (mode === 'raw') {
-    const offset = valueOffset(base, DbrClass.TIME)
     const slot = new Uint8Array(frameBytes)
-    monitor = ch.monitorRaw(type, 0, (bytes) => {
-      slot.set(bytes.subarray(offset, offset + frameBytes))
-      counter.count(slot[0] as number, slot[1] as number, slot[2] as number, slot[3] as number, frameBytes)
+    monitor = ch.monitorCopy(type, 0, (update) => {
+      update.copyTo(slot)
+      counter.count(slot[0] as number, slot[1] as number, slot[2] as number, slot[3] as number, update.valueBytes)
     })
   } else {
     monitor = ch.monitor((payload) => {

@@ -81,7 +81,16 @@ export const defaults = Object.freeze({
     /** Bound on a Channel Access get (libca itself never times out a request on a live circuit). */
     getTimeoutMs: 10_000,
     /** Bound on waiting for the servers to close their circuits when a CA context is destroyed. */
-    circuitCloseTimeoutMs: 2000
+    circuitCloseTimeoutMs: 2000,
+    /** tst-fly's CA repeater exits after this long with no live client registered (docs/channel-access.md). */
+    repeaterIdleExitMs: 60_000,
+    /**
+     * ...but never sooner than this after it started: libca registers 10 s after it started the repeater
+     * (repeaterSubscribeTimer.cpp), then every second until confirmed.
+     */
+    repeaterStartGraceMs: 15_000,
+    /** How often the repeater checks that its clients still hold their UDP ports (caRepeater's bind test). */
+    repeaterCheckIntervalMs: 5000
   }),
   workers: Object.freeze({
     /** Bound on a worker reporting Ready. */

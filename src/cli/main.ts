@@ -7,6 +7,7 @@
  *   plans                   lists the runnable plans with their arguments and defaults
  *   sim-ioc [--config <yaml>] [--port N]   the simulated IOC alone
  *   caget <pv...> | caput <pv> <value...> | camonitor <pv...>   Channel Access at a terminal
+ *   ca-repeater [--port N] [--idle-exit <s>]   the CA repeater libca starts (libexec/caRepeater)
  *   sim-panda [--control-port N] [--data-port N] ...   the simulated PandA alone
  *   record --host H [--data-port N] --out <file.bin> ...   a data-port stream, byte for byte
  */
@@ -22,6 +23,7 @@ import { RECORD_USAGE, recordCommand } from './record.js'
 import { SIM_PANDA_USAGE, simPandaCommand } from './sim-panda.js'
 import { cagetCommand, camonitorCommand, caputCommand } from './ca-tools.js'
 import { simIocCommand } from './sim-ioc.js'
+import { CA_REPEATER_USAGE, caRepeaterCommand } from './ca-repeater.js'
 
 const USAGE = `usage:
   tst-fly replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
@@ -35,7 +37,7 @@ const USAGE = `usage:
   tst-fly caput <pv> <value...> [--wait] [--config <yaml>] [--timeout <s>]
   tst-fly camonitor <pv...> [--count N] [--seconds S] [--config <yaml>] [--timeout <s>]
       Channel Access through libca; search settings from the config's ca section or the EPICS_CA_* environment
-${SIM_PANDA_USAGE}${RECORD_USAGE}`
+${CA_REPEATER_USAGE}${SIM_PANDA_USAGE}${RECORD_USAGE}`
 
 /** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
 const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -140,6 +142,8 @@ async function main (argv: string[]): Promise<number> {
       return await caputCommand(rest, terminal())
     case 'camonitor':
       return await camonitorCommand(rest, { ...terminal(), interrupted: signalled() })
+    case 'ca-repeater':
+      return await caRepeaterCommand(rest, { stderr: (text) => process.stderr.write(text), stopped: signalled() })
     case 'sim-panda':
       return await simPandaCommand(rest, terminal())
     case 'record':

@@ -1,9 +1,11 @@
 import t from 'tap'
 import { runBenchmarks, BENCHMARKS } from '../../bench/run.js'
+import { privateCaRepeater } from '../support/ca-repeater.js'
 
 // Keeps the benchmarks from rotting: every one runs on its quick workload and reports in the fixed shape, with its
 // peers and limits. Speed is not checked here (bench/README.md); only shape and sanity.
 t.test('npm run bench -- --quick: every benchmark reports ours, peer or limit, and its targets', async t => {
+  await privateCaRepeater(t) // bench ca uses libca: keep its repeater on a free port, inside this test
   const lines: string[] = []
   const report = await runBenchmarks([], true, (s) => lines.push(s))
   t.equal(report.schema, 'tst-fly-bench/1')

@@ -8,6 +8,9 @@ import type { Readable } from 'node:stream'
 import { once } from 'node:events'
 import { CLI, runCli } from '../support/cli.js'
 import { caEnv } from '../support/pyepics.js'
+import { privateCaRepeater } from '../support/ca-repeater.js'
+
+await privateCaRepeater(t)
 
 const MTR = 'XF:31ID1-OP:1{CMT:1-Ax:Rot}Mtr'
 const S = 'XF:31ID1-ES{Sim}'

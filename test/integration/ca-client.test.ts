@@ -4,13 +4,18 @@ import { setTimeout as sleep } from 'node:timers/promises'
 // Devices first, backends after: the other import order of the CA signal factories' cycle (the unit test has the first).
 import { SignalRW } from '../../src/devices/index.js'
 import {
-  CaChannel, CaContext, type CaConnectionState, CaSignalBackend, caSignalRW, Dbe, destroyCaContext
+  CaChannel, CaContext, type CaConnectionState, type CaRawUpdate, CaSignalBackend, caSignalRW, Dbe, destroyCaContext
 } from '../../src/backends/index.js'
 import { CaServer, type PvListener, type PvProvider, type PvState, type ServedPv } from '../../src/sim/ioc/index.js'
 import {
-  DbeMask, DbrBase, DbrClass, type DbrMetadata, type DbrPayload, type DbrValue, dbrType, epicsTimeFromMs, epicsTimeToPosixSeconds
+  DbeMask, DbrBase, DbrClass, type DbrMetadata, type DbrPayload, type DbrValue, dbrType, EPICS_EPOCH_OFFSET_S, epicsTimeFromMs,
+  epicsTimeToPosixSeconds
 } from '../../src/parsers/index.js'
 import { ErrorCode, type FlyScanError, isFlyScanError } from '../../src/errors.js'
+import { privateCaRepeater } from '../support/ca-repeater.js'
+
+// Before any context: this process's libca uses a repeater of its own, on a free port.
+await privateCaRepeater(t)
 
 // ---------------------------------------------------------------------------------------------------------------
 // A tiny PV provider: just enough ServedPvs for the client, independent of the simulated IOC's records.
@@ -430,6 +435,78 @@ t.test('against a CA server', async t => {
     await Promise.all([m.close(), raw.close()])
   })
 
+  t.test('monitorCopy: each frame copied straight into a SharedArrayBuffer slot; no view of libca\'s buffer per update', async t => {
+    const f = await channel('TST:FRAME')
+    pv(pvs, 'TST:FRAME').set(Uint8Array.from({ length: FRAME }, (_, i) => i % 251))
+    // Count koffi views of libca's buffers (each one a new ArrayBuffer): monitorCopy, the decoded monitor and get
+    // must make none.
+    const lib = context.lib as { view: (pointer: bigint, bytes: number) => Uint8Array }
+    const view = lib.view
+    let views = 0
+    lib.view = (pointer, bytes) => { views++; return view(pointer, bytes) }
+    t.teardown(() => { lib.view = view })
+
+    const ring = new SharedArrayBuffer(64 + 2 * FRAME)
+    const slots = [new Uint8Array(ring, 64, FRAME), new Uint8Array(ring, 64 + FRAME, FRAME)]
+    const header = new Uint8Array(16)
+    const shapes: Array<[number, number, number, number, number]> = []
+    const decodedFirst: number[] = []
+    const errors: string[] = []
+    let kept: CaRawUpdate | undefined
+    let n = 0
+    const type = dbrType(DbrBase.CHAR, DbrClass.TIME)
+    const m = f.monitorCopy(type, 0, (update) => {
+      shapes.push([update.type, update.count, update.byteLength, update.valueOffset, update.valueBytes])
+      update.copyTo(slots[n % 2] as Uint8Array)
+      update.copyTo(header, 0, update.valueOffset)
+      if (n === 0) {
+        decodedFirst.push(...(update.decode().value as Uint8Array).subarray(0, 3))
+        for (const bad of [() => { update.copyTo(new Uint8Array(10)) }, () => { update.copyTo(header, update.byteLength - 1, 2) }]) {
+          try { bad() } catch (err) { errors.push((err as FlyScanError).code + ' ' + (err as Error).message) }
+        }
+      }
+      kept = update
+      n++
+    })
+    await until(() => n >= 1, 5000, 'the first frame')
+    t.same(shapes[0], [type, FRAME, 15 + FRAME, 15, FRAME], 'dbr_time_char: 15 header bytes (db_access.h), then the frame')
+    t.same(decodedFirst, [0, 1, 2], 'update.decode() gives what monitor() gives')
+    t.same([...(slots[0] as Uint8Array).subarray(0, 3)], [0, 1, 2], 'the current frame, copied into slot 0')
+    t.equal(errors[0], `FLY_ERR_BAD_INPUT copy of ${FRAME} bytes of TST:FRAME into a 10-byte destination`)
+    t.match(errors[1], /FLY_ERR_BAD_INPUT copy of bytes \d+\.\.\d+ from a \d+-byte DBR_TIME_CHAR update of TST:FRAME: outside the structure/)
+    t.throws(() => { kept?.copyTo(header, 0, 4) }, { code: ErrorCode.BAD_INPUT, message: /TST:FRAME update after its callback returned/ },
+      'the update is unusable once its callback returned')
+    for (let k = 1; k <= 4; k++) {
+      pv(pvs, 'TST:FRAME').set(new Uint8Array(FRAME).fill(k))
+      await until(() => n >= k + 1, 5000, `frame ${k}`)
+      const slot = slots[k % 2] as Uint8Array
+      t.same([slot[0], slot[FRAME - 1], (slots[(k + 1) % 2] as Uint8Array)[0]], [k, k, k === 1 ? 0 : k - 1],
+        `frame ${k} in slot ${k % 2}, the previous frame untouched in the other`)
+    }
+    const stamp = new DataView(header.buffer).getUint32(4, true) + EPICS_EPOCH_OFFSET_S
+    t.ok(Math.abs(stamp - Date.now() / 1000) < 60, 'the header copy holds the DBR_TIME stamp (host order)')
+    await m.close()
+
+    const decoded: Uint8Array[] = []
+    const dm = f.monitor((p) => decoded.push(p.value as Uint8Array))
+    await until(() => decoded.length >= 1, 5000, 'a decoded frame')
+    await dm.close()
+    const value = decoded[0] as Uint8Array
+    t.equal(Object.getPrototypeOf(value), Uint8Array.prototype, 'a plain Uint8Array')
+    t.ok(value.byteOffset === 0 && value.buffer.byteLength === FRAME, 'owning its whole ArrayBuffer (transferable)')
+    const wave = await (await channel('TST:WAVE')).get({ type: dbrType(DbrBase.DOUBLE, DbrClass.CTRL) })
+    t.equal(wave.value.length, WAVE)
+    t.ok(wave.value instanceof Float64Array)
+    t.match(wave.metadata, { units: 'V', precision: 2 }, 'a DBR_CTRL array: header decoded, value copied once')
+    t.equal(views, 0, 'monitorCopy, monitor and get made no view of libca\'s buffer')
+
+    const raw = f.monitorRaw(type, 0, () => {})
+    pv(pvs, 'TST:FRAME').set(new Uint8Array(FRAME).fill(9))
+    await until(() => views > 0, 5000, 'monitorRaw\'s view')
+    await raw.close()
+    t.pass('monitorRaw still wraps libca\'s buffer in a view (the spy sees it)')
+  })
+
   t.test('clearing monitors and channels while updates stream does not deadlock', async t => {
     // libca holds its callback lock while koffi waits for this thread to run the callback; the clears wait for that
     // lock on the libuv pool, never on this thread.
@@ -469,7 +546,7 @@ t.test('against a CA server', async t => {
     server = await CaServer.start({ provider: providerOf(next), tcpPort: 0, udpPort, beaconPort: 0, log: (line) => log.push(line) })
     await until(() => states.at(-1) === 'connected', 30_000, 'reconnected to the new server')
     const reconnectMs = Date.now() - restarted
-    t.comment(`reconnect took ${reconnectMs} ms after the new server started (libca's disconnect governor searches every 10 s; no caRepeater)`)
+    t.comment(`reconnect took ${reconnectMs} ms after the new server started (libca's disconnect governor searches every 10 s; beacons would not change that)`)
     t.same(states, ['disconnected', 'connected'])
     await until(() => values.includes(1.5), 5000, 'the new server\'s current value, re-subscribed by libca')
     pv(next, 'TST:DOUBLE').set(new Float64Array([200]))

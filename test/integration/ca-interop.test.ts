@@ -12,6 +12,9 @@ import { DbrBase, DbrClass, dbrType, type DbrValue } from '../../src/parsers/ind
 import { CaServer, simIocFromConfig, type SimIoc } from '../../src/sim/index.js'
 import { REPO_ROOT } from '../support/h5py.js'
 import { caEnv, runPython } from '../support/pyepics.js'
+import { privateCaRepeater } from '../support/ca-repeater.js'
+
+await privateCaRepeater(t)
 
 const S = 'XF:31ID1-ES{Sim}'
 const MTR = 'XF:31ID1-OP:1{CMT:1-Ax:Rot}Mtr'

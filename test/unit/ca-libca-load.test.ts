@@ -6,6 +6,9 @@ import {
   naturalDtype
 } from '../../src/backends/index.js'
 import { structLayout } from '../../src/backends/ca/libca.js'
+import { CA_REPEATER_DIRECTORY } from '../../src/backends/ca/context.js'
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join, sep } from 'node:path'
 import { SignalRW } from '../../src/devices/index.js'
 import { DbrBase } from '../../src/parsers/index.js'
 import { ErrorCode, FlyScanError, isFlyScanError } from '../../src/errors.js'
@@ -85,8 +88,22 @@ t.test('EPICS_CA_* precedence: config, then the environment, then the default', 
   t.same(byName({}, env).EPICS_CA_ADDR_LIST, ['10.0.0.255', 'environment'], 'the environment fills what the config leaves out')
   t.same(byName({}, { EPICS_CA_MAX_ARRAY_BYTES: '2000000' }).EPICS_CA_MAX_ARRAY_BYTES, ['2000000', 'environment'])
   t.same(byName({ maxArrayBytes: 50_000_000 }, { EPICS_CA_MAX_ARRAY_BYTES: '2000000' }).EPICS_CA_MAX_ARRAY_BYTES, ['50000000', 'config'])
+  t.same(byName({}, { EPICS_CA_REPEATER_PORT: '15065' }).EPICS_CA_REPEATER_PORT, ['15065', 'environment'],
+    'EPICS_CA_REPEATER_PORT reaches libca (and the repeater it starts) from the environment')
   t.ok(defaults.ca.maxArrayBytes >= 8 * 1024 * 1024 + 16 && defaults.ca.maxArrayBytes >= 8_000_016,
     'the default holds an 8 MiB frame and 1M doubles with their DBR_TIME header')
+})
+
+t.test('libexec/caRepeater, the repeater libca starts, ships executable and names an entry point that exists', async t => {
+  t.ok(CA_REPEATER_DIRECTORY.endsWith(`${sep}libexec${sep}`), CA_REPEATER_DIRECTORY)
+  const script = join(CA_REPEATER_DIRECTORY, 'caRepeater')
+  t.doesNotThrow(() => { accessSync(script, fsConstants.X_OK) }, 'executable (git keeps the mode: 100755)')
+  t.same(readdirSync(CA_REPEATER_DIRECTORY), ['caRepeater'], 'alone in its directory, which goes first on libca\'s PATH')
+  const text = readFileSync(script, 'utf8')
+  t.match(text, /^#!\/bin\/sh\n/)
+  const entry = /entry="\$\{0%\/\*\}\/([^"]+)"/.exec(text)?.[1]
+  t.equal(entry, '../build/src/cli/ca-repeater-main.js')
+  t.ok(existsSync(join(CA_REPEATER_DIRECTORY, entry ?? '')), 'the built entry point exists')
 })
 
 t.test('natural dtypes follow the native type and the element count', async t => {

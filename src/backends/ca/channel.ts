@@ -1,18 +1,21 @@
 /**
  * One Channel Access channel: connection state, native type, get, put (with or without completion) and monitors,
- * over this thread's CaContext. Values arrive as libca's host-order DBR structures and are decoded by the one DBR
- * codec (src/parsers/ca/dbr.ts), copied out of libca's buffer inside the callback.
+ * over this thread's CaContext. Values arrive as libca's host-order DBR structures and are copied out of libca's
+ * buffer inside the callback: the header is decoded by the one DBR codec (src/parsers/ca/dbr.ts) from a small
+ * scratch copy, and an array value is copied (memcpy) straight into the typed array handed to the caller, so an
+ * update allocates that array and nothing else of its size.
  *
  * libca reconnects by itself after a server restart (it searches again, then re-issues every subscription), so a
  * monitor made once keeps delivering across restarts; the channel reports `disconnected` then `connected`.
  */
 import { ErrorCode, FlyScanError } from '../../errors.js'
 import {
-  type DbrBase, DbrClass, type DbrPayload, type DbrValue, dbrSize, dbrType, dbrTypeName, decodeDbr, encodeDbr, isDbrType
+  DbrBase, DbrClass, type DbrPayload, type DbrValue, dbrSize, dbrType, dbrTypeName, decodeDbr, elementSize, encodeDbr,
+  isDbrType, splitDbrType, valueOffset
 } from '../../parsers/index.js'
 import { defaults } from '../../../config/index.js'
 import { CaContext, type CaResource } from './context.js'
-import { Dbe, Eca, type EventArgs } from './libca.js'
+import { Dbe, Eca, type EventArgs, type LibCa } from './libca.js'
 
 export type CaConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed'
 
@@ -43,9 +46,36 @@ export interface CaMonitorOptions {
 export type MonitorCallback = (payload: DbrPayload) => void
 /**
  * An undecoded monitor update: `bytes` is libca's buffer itself, valid only until the callback returns (copy what
- * you keep, e.g. straight into a ring slot).
+ * you keep). Each update wraps the buffer in a new ArrayBuffer; for large arrays prefer monitorCopy.
  */
 export type RawMonitorCallback = (bytes: Uint8Array, type: number, count: number) => void
+
+/**
+ * One update still in libca's buffer, handed to a monitorCopy callback. It is usable only during the callback (the
+ * same object is reused for the next update); copyTo and decode throw afterwards.
+ */
+export interface CaRawUpdate {
+  /** The DBR type and element count delivered. */
+  readonly type: number
+  readonly count: number
+  /** Bytes of the whole DBR structure: dbrSize(type, count). */
+  readonly byteLength: number
+  /** Where the value starts in the structure (after status, severity, timestamp... and C padding). */
+  readonly valueOffset: number
+  /** Bytes of the value: count x the element size. */
+  readonly valueBytes: number
+  /**
+   * Copy `length` bytes of the structure from `srcOffset` into `dest`, from its first byte (memcpy: no allocation).
+   * `srcOffset` defaults to `valueOffset`, `length` to the end of the value: `copyTo(slot)` copies the value alone,
+   * `copyTo(buf, 0)` the header and the value. BAD_INPUT if the range leaves the structure or `dest` is shorter
+   * than `length`.
+   */
+  copyTo: (dest: Uint8Array, srcOffset?: number, length?: number) => void
+  /** The decoded structure, as CaChannel.monitor delivers it (allocates the value array). */
+  decode: () => DbrPayload
+}
+
+export type CopyMonitorCallback = (update: CaRawUpdate) => void
 
 /** The error for an ECA status other than ECA_NORMAL; a lost connection is NOT_CONNECTED. */
 function caError (context: CaContext, pv: string, what: string, status: number): FlyScanError {
@@ -71,9 +101,7 @@ export class CaChannel {
   constructor (pv: string, options: CaChannelOptions = {}) {
     this.pv = pv
     this.context = options.context ?? CaContext.get()
-    this.context.assertAlive(`opening ${pv}`)
-    const lib = this.context.lib
-    const [status, chid] = lib.createChannel(pv, this.context.connectionCallback, 0, options.priority ?? 0)
+    const [status, chid] = this.context.createChannel(pv, 0, options.priority ?? 0)
     if (status !== Eca.NORMAL || chid === null) throw caError(this.context, pv, 'creating the channel', status)
     this.#chid = chid
     this.context.onConnection(chid, (up) => { this.#onConnection(up) })
@@ -148,7 +176,7 @@ export class CaChannel {
     const what = `get of ${dbrTypeName(type)} from`
     return await this.#request<DbrPayload>(what, timeoutMs, (usr) => {
       return this.context.lib.arrayGetCallback(type, count, this.#chid, this.context.eventCallback, usr)
-    }, (args) => decodeDbr(args.type, args.count, this.#view(args), true))
+    }, (args) => decodeLibca(this.context.lib, this.#dbr(args), args.type, args.count))
   }
 
   /**
@@ -183,15 +211,44 @@ export class CaChannel {
   monitor (callback: MonitorCallback, options: CaMonitorOptions & { type?: number, count?: number } = {}): CaMonitor {
     const type = options.type ?? dbrType(this.nativeType, DbrClass.TIME)
     return new CaMonitor(this, type, options.count ?? 0, options, (args) => {
-      callback(decodeDbr(args.type, args.count, this.#view(args), true))
+      callback(decodeLibca(this.context.lib, this.#dbr(args), args.type, args.count))
     })
   }
 
-  /** ca_create_subscription delivering libca's buffer undecoded, for a caller that copies it itself (a frame ring). */
+  /**
+   * ca_create_subscription handing each update to `callback` still in libca's buffer, to copy where it belongs (a
+   * frame straight into a ring slot: `update.copyTo(slot)`), with no allocation per update.
+   */
+  monitorCopy (type: number, count: number, callback: CopyMonitorCallback, options: CaMonitorOptions = {}): CaMonitor {
+    const update = new LibcaUpdate(this.context.lib, this.pv)
+    return new CaMonitor(this, type, count, options, (args) => {
+      update.open(this.#dbr(args), args.type, args.count)
+      try {
+        callback(update)
+      } finally {
+        update.close()
+      }
+    })
+  }
+
+  /**
+   * ca_create_subscription delivering libca's buffer as a Uint8Array (a new ArrayBuffer per update, valid during the
+   * callback only). monitorCopy does the same job without the allocation.
+   */
   monitorRaw (type: number, count: number, callback: RawMonitorCallback, options: CaMonitorOptions = {}): CaMonitor {
     return new CaMonitor(this, type, count, options, (args) => {
-      callback(this.#view(args), args.type, args.count)
+      callback(this.context.lib.view(this.#dbr(args), dbrSize(args.type, args.count)), args.type, args.count)
     })
+  }
+
+  /**
+   * The estimated beacon period of this channel's server, in ms; undefined until libca has received two of its
+   * beacons, which reach a client only through a CA repeater (docs/channel-access.md).
+   */
+  get beaconPeriodMs (): number | undefined {
+    if (this.#cleared !== undefined || this.#state !== 'connected') return undefined
+    const s = this.context.lib.beaconPeriod(this.#chid)
+    return s >= 0 ? s * 1000 : undefined
   }
 
   /**
@@ -235,9 +292,9 @@ export class CaChannel {
     this.context.assertAlive(`${what} ${this.pv}`)
   }
 
-  #view (args: EventArgs): Uint8Array {
+  #dbr (args: EventArgs): bigint {
     if (args.dbr === null) throw new FlyScanError(ErrorCode.CA, `libca delivered no data for ${this.pv}`, { details: { pv: this.pv } })
-    return this.context.lib.view(args.dbr, dbrSize(args.type, args.count))
+    return args.dbr
   }
 
   /** Issue one request whose completion arrives as an event callback; decode inside the callback. */
@@ -347,6 +404,111 @@ export class CaMonitor {
       this.channel.removeMonitor(this)
     })()
     return await this.#closed
+  }
+}
+
+/**
+ * The largest dbrSize(type, 1) (DBR_CTRL_ENUM and DBR_GR_ENUM: 424 bytes), rounded up: the scratch copy of a header
+ * with one element.
+ */
+const SCRATCH_BYTES = 512
+/** Per thread (module state is): headers are copied here, decoded, and forgotten. */
+const scratch = new Uint8Array(SCRATCH_BYTES)
+
+/**
+ * Decode the `type` structure of `count` elements at `dbr` (libca's buffer, host order). Numeric arrays are copied
+ * once, straight into the value array returned; everything else goes through a scratch copy (or, for a string array
+ * too large for it, a temporary one) and the DBR codec. libca's buffer holds at least one element even for count 0.
+ */
+function decodeLibca (lib: LibCa, dbr: bigint, type: number, count: number): DbrPayload {
+  const { base, cls } = splitDbrType(type)
+  const oneElement = dbrSize(type, 1)
+  if (count <= 1 || base === DbrBase.STRING) {
+    const size = dbrSize(type, count)
+    const bytes = size <= SCRATCH_BYTES ? scratch : new Uint8Array(size)
+    lib.copy(bytes, dbr, 0, size)
+    return decodeDbr(type, count, bytes, true)
+  }
+  const value = uninitializedArray(base, count)
+  lib.copy(value, dbr, valueOffset(base, cls), count * elementSize(base))
+  if (cls === DbrClass.PLAIN) return { value, status: 0, severity: 0 }
+  lib.copy(scratch, dbr, 0, oneElement)
+  return { ...decodeDbr(type, 1, scratch, true), value }
+}
+
+/**
+ * A typed array of `count` elements of numeric `base` whose bytes are NOT zeroed (Buffer.allocUnsafeSlow: its own
+ * ArrayBuffer, from malloc), for a value the caller overwrites entirely: zeroing first would be one more pass over
+ * a frame.
+ */
+function uninitializedArray (base: Exclude<DbrBase, typeof DbrBase.STRING>, count: number): Exclude<DbrValue, string[]> {
+  const buffer = Buffer.allocUnsafeSlow(count * elementSize(base)).buffer
+  switch (base) {
+    case DbrBase.SHORT: return new Int16Array(buffer)
+    case DbrBase.FLOAT: return new Float32Array(buffer)
+    case DbrBase.ENUM: return new Uint16Array(buffer)
+    case DbrBase.CHAR: return new Uint8Array(buffer)
+    case DbrBase.LONG: return new Int32Array(buffer)
+    case DbrBase.DOUBLE: return new Float64Array(buffer)
+  }
+}
+
+/** The CaRawUpdate of one monitor, pointed at each update's buffer in turn. */
+class LibcaUpdate implements CaRawUpdate {
+  readonly #lib: LibCa
+  readonly #pv: string
+  #dbr: bigint | null = null
+  type = 0
+  count = 0
+  byteLength = 0
+  valueOffset = 0
+  valueBytes = 0
+
+  constructor (lib: LibCa, pv: string) {
+    this.#lib = lib
+    this.#pv = pv
+  }
+
+  open (dbr: bigint, type: number, count: number): void {
+    const { base, cls } = splitDbrType(type)
+    this.#dbr = dbr
+    this.type = type
+    this.count = count
+    this.byteLength = dbrSize(type, count)
+    this.valueOffset = valueOffset(base, cls)
+    this.valueBytes = count * elementSize(base)
+  }
+
+  close (): void {
+    this.#dbr = null
+  }
+
+  copyTo (dest: Uint8Array, srcOffset = this.valueOffset, length = this.valueOffset + this.valueBytes - srcOffset): void {
+    const dbr = this.#live('copyTo')
+    if (!Number.isInteger(srcOffset) || !Number.isInteger(length) || srcOffset < 0 || length < 0 || srcOffset + length > this.byteLength) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT,
+        `copy of bytes ${srcOffset}..${srcOffset + length} from a ${this.byteLength}-byte ${dbrTypeName(this.type)} update of ${this.#pv}: outside the structure`,
+        { details: { pv: this.#pv, srcOffset, length, byteLength: this.byteLength } })
+    }
+    if (dest.byteLength < length) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT,
+        `copy of ${length} bytes of ${this.#pv} into a ${dest.byteLength}-byte destination`,
+        { details: { pv: this.#pv, length, destBytes: dest.byteLength } })
+    }
+    if (length > 0) this.#lib.copy(dest, dbr, srcOffset, length)
+  }
+
+  decode (): DbrPayload {
+    return decodeLibca(this.#lib, this.#live('decode'), this.type, this.count)
+  }
+
+  #live (what: string): bigint {
+    if (this.#dbr === null) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT,
+        `${what} of a ${this.#pv} update after its callback returned: libca's buffer is valid only during the callback`,
+        { details: { pv: this.#pv } })
+    }
+    return this.#dbr
   }
 }
 

@@ -8,6 +8,8 @@
  * thread's event loop while the libca thread waits (non-preemptive mode would need ca_pend_event polling and
  * deadlocked when tried).
  */
+import { accessSync, constants as fsConstants } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCode, FlyScanError } from '../../errors.js'
 import { defaults } from '../../../config/index.js'
@@ -96,6 +98,55 @@ export function caEnvironment (config: CaConfig = {}, env: NodeJS.ProcessEnv = u
   return [...settings.values()].sort((a, b) => a.name.localeCompare(b.name))
 }
 
+/**
+ * The directory holding tst-fly's `caRepeater` (libexec/ at the package root, from build/src/backends/ca/). libca
+ * starts a repeater with execlp("caRepeater") when its first channel is created and nothing holds
+ * EPICS_CA_REPEATER_PORT; Debian's libca has none, so without this it prints four lines about it and no beacon
+ * reaches its clients (docs/channel-access.md, "The CA repeater").
+ */
+export const CA_REPEATER_DIRECTORY = fileURLToPath(new URL('../../../../libexec/', import.meta.url))
+
+/** Whether CA_REPEATER_DIRECTORY holds an executable caRepeater (checked once per thread; a warning if not). */
+let repeaterUsable: boolean | undefined
+
+function repeaterAvailable (): boolean {
+  if (repeaterUsable !== undefined) return repeaterUsable
+  try {
+    accessSync(`${CA_REPEATER_DIRECTORY}caRepeater`, fsConstants.X_OK)
+    repeaterUsable = true
+  } catch (err) {
+    repeaterUsable = false
+    process.emitWarning(`${CA_REPEATER_DIRECTORY}caRepeater is missing or not executable ` +
+      `(${err instanceof Error ? err.message : String(err)}): libca cannot start a CA repeater, and its clients get no beacons`)
+  }
+  return repeaterUsable
+}
+
+/**
+ * Run `fn` (the ca_create_channel that starts libca's UDP side) with CA_REPEATER_DIRECTORY first on the C
+ * environment's PATH and TST_FLY_NODE naming this node binary, as libca's fork of a caRepeater will see them; both
+ * are put back as they were right after. libca forks inside that call, so nothing else needs them.
+ */
+function withRepeaterOnPath<R> (lib: LibCa, fn: () => R): R {
+  if (!repeaterAvailable()) return fn()
+  const path = lib.getenv('PATH')
+  const node = lib.getenv('TST_FLY_NODE')
+  const dir = CA_REPEATER_DIRECTORY.replace(/\/$/, '')
+  lib.setenv('PATH', path === undefined || path === '' ? dir : `${dir}:${path}`)
+  lib.setenv('TST_FLY_NODE', process.execPath)
+  try {
+    return fn()
+  } finally {
+    restoreVariable(lib, 'PATH', path)
+    restoreVariable(lib, 'TST_FLY_NODE', node)
+  }
+}
+
+function restoreVariable (lib: LibCa, name: string, value: string | undefined): void {
+  if (value === undefined) lib.unsetenv(name)
+  else lib.setenv(name, value)
+}
+
 /** A libca object the context releases when it is destroyed (a channel: its subscriptions, then itself). */
 export interface CaResource {
   release: () => Promise<void>
@@ -122,6 +173,8 @@ export class CaContext {
   readonly #exceptionListeners = new Set<(err: FlyScanError) => void>()
   readonly #beforeExit = (): void => { this.destroy().catch((err: unknown) => { process.emitWarning(err instanceof Error ? err : String(err)) }) }
   #nextUsr = 1
+  /** Whether a ca_create_channel has succeeded: the first one creates libca's UDP side (and maybe starts a repeater). */
+  #searching = false
   #flushQueued = false
   #destroyed: Promise<void> | undefined
 
@@ -173,6 +226,26 @@ export class CaContext {
     if (!this.settings.some((s) => s.name === 'EPICS_CA_ADDR_LIST')) parts.unshift('EPICS_CA_ADDR_LIST unset')
     if (!this.settings.some((s) => s.name === 'EPICS_CA_AUTO_ADDR_LIST')) parts.push('EPICS_CA_AUTO_ADDR_LIST unset (YES: broadcast on every interface)')
     return parts.join(' ')
+  }
+
+  /**
+   * ca_create_channel, with this context's connection callback; returns [status, chid]. The context's first channel
+   * creates libca's UDP side, which starts a CA repeater when none runs: tst-fly's, found through the PATH.
+   */
+  createChannel (name: string, puser: number, priority: number): [number, bigint | null] {
+    this.assertAlive(`opening ${name}`)
+    if (this.#searching) return this.lib.createChannel(name, this.#connectionCallback.pointer, puser, priority)
+    const result = withRepeaterOnPath(this.lib, () => this.lib.createChannel(name, this.#connectionCallback.pointer, puser, priority))
+    this.#searching = result[0] === Eca.NORMAL
+    return result
+  }
+
+  /**
+   * Beacon anomalies this context has seen (ca_beacon_anomaly_count): a new or restarted server announcing itself.
+   * They reach libca only through a CA repeater, so this stays 0 without one.
+   */
+  get beaconAnomalyCount (): number {
+    return this.#destroyed === undefined ? this.lib.beaconAnomalyCount() : 0
   }
 
   /** The function pointer every channel gives ca_create_channel. */

@@ -12,7 +12,9 @@
  *   take that mutex, so calling them synchronously here while a callback is queued would deadlock: the clears are
  *   therefore declared with koffi's `.async` (they run on the libuv pool), and the context is destroyed only after
  *   every channel is cleared.
- * - The `dbr` pointer of an event callback is valid only during the callback: copy out before returning.
+ * - The `dbr` pointer of an event callback is valid only during the callback: copy out before returning. `copy`
+ *   (libc's memcpy, with the destination passed as a typed array) does that without a new ArrayBuffer per update;
+ *   `view` wraps the buffer in one (an external ArrayBuffer, which V8 counts towards its heap and collects).
  */
 import { createRequire } from 'node:module'
 import type koffiModule from 'koffi'
@@ -109,6 +111,10 @@ export interface LibCa {
    * severity is an error: any server's error reply could kill the process.
    */
   readonly addExceptionEvent: (callback: bigint) => number
+  /** ca_beacon_anomaly_count: beacon anomalies (a new or restarted server) this thread's context has seen. */
+  readonly beaconAnomalyCount: () => number
+  /** ca_beacon_period: the server's estimated beacon period in seconds; negative until two beacons arrived. */
+  readonly beaconPeriod: (chid: bigint) => number
   /**
    * A C function that ignores its arguments (libc's getpid), to install as the exception handler while the context
    * is destroyed: a handler queued to this thread then would deadlock, and no handler at all could abort().
@@ -117,11 +123,18 @@ export interface LibCa {
   /** setenv(3): libca reads EPICS_CA_* with getenv, and a worker's process.env does not reach the C environment. */
   readonly setenv: (name: string, value: string) => void
   readonly unsetenv: (name: string) => void
+  /** getenv(3): the C environment, which in a worker differs from its process.env. */
+  readonly getenv: (name: string) => string | undefined
   readonly registerConnectionCallback: (fn: (args: ConnectionArgs) => void) => RegisteredCallback
   readonly registerEventCallback: (fn: (args: EventArgs) => void) => RegisteredCallback
   readonly registerExceptionCallback: (fn: (args: ExceptionArgs) => void) => RegisteredCallback
   /** `bytes` bytes at `pointer`, without a copy: valid only while libca's buffer is (inside the callback). */
   readonly view: (pointer: bigint, bytes: number) => Uint8Array
+  /**
+   * memcpy `bytes` bytes from `pointer + offset` into `dest` (from its first byte). No bounds are checked here: the
+   * caller ensures `dest.byteLength >= bytes` and that the source range lies inside libca's buffer.
+   */
+  readonly copy: (dest: NodeJS.TypedArray, pointer: bigint, offset: number, bytes: number) => void
 }
 
 /** The paths to try, in order: an explicit one alone, else the soname then Debian's path. */
@@ -258,10 +271,16 @@ function bind (lib: LibraryHandle, path: string): LibCa {
   const caIocConnectionCount = lib.func('unsigned int ca_get_ioc_connection_count ()')
   const caName = lib.func('const char *ca_name (void *chan)')
   const caAddExceptionEvent = lib.func('int ca_add_exception_event (caExceptionHandler *pfunc, uintptr_t pArg)')
+  const caBeaconAnomalyCount = lib.func('unsigned int ca_beacon_anomaly_count ()')
+  const caBeaconPeriod = lib.func('double ca_beacon_period (void *chan)')
   const libc = koffi.load(null)
   const getpid = libc.symbol('getpid') as bigint
   const setenv = libc.func('int setenv (const char *name, const char *value, int overwrite)')
   const unsetenv = libc.func('int unsetenv (const char *name)')
+  const getenv = libc.func('const char *getenv (const char *name)')
+  // A typed array given for a plain `void *` is passed as a pointer to its bytes (no copy in or out), whatever its
+  // buffer (SharedArrayBuffer included) and byteOffset. The return value is not wanted: declared void.
+  const memcpy = libc.func('void memcpy (void *dest, const void *src, size_t n)')
 
   return {
     path,
@@ -298,9 +317,12 @@ function bind (lib: LibraryHandle, path: string): LibCa {
     iocConnectionCount: () => caIocConnectionCount() as number,
     name: (chid) => (caName(chid) as string | null) ?? '',
     addExceptionEvent: (callback) => caAddExceptionEvent(callback, 0) as number,
+    beaconAnomalyCount: () => caBeaconAnomalyCount() as number,
+    beaconPeriod: (chid) => caBeaconPeriod(chid) as number,
     ignoreExceptions: getpid,
     setenv: (name, value) => { setenv(name, value, 1) },
     unsetenv: (name) => { unsetenv(name) },
+    getenv: (name) => (getenv(name) as string | null) ?? undefined,
     registerConnectionCallback: (fn) => {
       const pointer = koffi.register((args: { chid: bigint, op: number | bigint }) => {
         fn({ chid: args.chid, op: toNumber(args.op) })
@@ -328,7 +350,8 @@ function bind (lib: LibraryHandle, path: string): LibCa {
       }, koffi.pointer(caExceptionHandler))
       return { pointer, unregister: () => { koffi.unregister(pointer) } }
     },
-    view: (pointer, bytes) => new Uint8Array(koffi.view(pointer, bytes))
+    view: (pointer, bytes) => new Uint8Array(koffi.view(pointer, bytes)),
+    copy: (dest, pointer, offset, bytes) => { memcpy(dest, offset === 0 ? pointer : pointer + BigInt(offset), bytes) }
   }
 }
 

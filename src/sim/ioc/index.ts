@@ -1,6 +1,6 @@
 export * from './pv.js'
 export * from './server.js'
-export * from './repeater.js'
+export { CaRepeater, type CaRepeaterOptions } from '../../backends/index.js'
 export * from './records.js'
 export * from './motor.js'
 export * from './camera.js'
