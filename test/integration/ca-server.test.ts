@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import dgram from 'node:dgram'
-import { CaRepeater, CaServer, type PvProvider, type PvState, type ServedPv } from '../../src/sim/ioc/index.js'
+import { CaRepeater, CaServer, SimCamera, realClock, type PvProvider, type PvState, type ServedPv } from '../../src/sim/ioc/index.js'
 import {
   DbrBase, decodeDbr, encodePaddedString, epicsTimeFromMs, epicsTimeToPosixSeconds, type DbrMetadata, type DbrValue
 } from '../../src/parsers/index.js'
@@ -435,6 +435,45 @@ t.test('raw protocol: VERSION greeting, channels, reads byte-exact, extended hea
   t.notOk(c.isClosed)
 })
 
+t.test('a 2048 x 2048 camera: Acquire does not stall the server, and an 8 MiB Mono16 frame arrives intact, big-endian', async t => {
+  const camera = new SimCamera({ prefix: 'C:', width: 2048, height: 2048, dataType: 'UInt16' }, realClock)
+  const served = new Map(camera.pvs().map((p) => [p.name, p]))
+  const server = await CaServer.start({ provider: { find: (n) => served.get(n), names: () => [...served.keys()] }, beaconPort: 0, log: () => {} })
+  t.teardown(async () => {
+    await server.close()
+    camera.close()
+  })
+  const c = await RawCaClient.connect(server.tcpPort)
+  t.teardown(() => c.close())
+  const enumPayload = (v: number): Uint8Array => new Uint8Array([v >> 8, v & 0xff, 0, 0, 0, 0, 0, 0])
+  const mode = await c.createChannel('C:cam1:ImageMode', 1)
+  const acquire = await c.createChannel('C:cam1:Acquire', 2)
+  const data = await c.createChannel('C:image1:ArrayData', 3)
+  const n = 2048 * 2048
+  t.same([data.dataType, data.dataCount], [DbrBase.SHORT, n])
+  c.send(msg(19, DbrBase.ENUM, 1, mode.sid, 10, enumPayload(0)))
+  t.equal((await c.next((m) => m.header.command === 19 && m.header.parameter2 === 10)).header.parameter1, 1, 'ImageMode Single')
+  c.send(msg(1, 15, 0, data.sid, 20, eventAddPayload(1)))
+  await c.next((m) => m.header.command === 1 && m.header.parameter2 === 20)
+  const from = c.received.length
+  // A put without completion, then an ECHO (one write, so that Nagle's algorithm does not hold the ECHO back): the
+  // server must answer the ECHO while the camera starts. When the first Acquire computed the camera's 8 frames of
+  // 8 MiB, the ECHO waited about a second, and so did every other client (a libca client that had just cleared its
+  // last channel then lost its next one for 10 s).
+  const t0 = performance.now()
+  c.send(Buffer.concat([msg(4, DbrBase.ENUM, 1, acquire.sid, 0, enumPayload(1)), msg(23, 0, 0, 0, 0)]))
+  await c.next((m) => m.header.command === 23, 5000, from)
+  const echoMs = performance.now() - t0
+  t.ok(echoMs < 150, `ECHO answered ${echoMs.toFixed(1)} ms after Acquire=1`)
+  const update = await c.next((m) => m.header.command === 1 && m.header.parameter2 === 20 && m.header.dataCount === n, 20_000, from)
+  const frame = decodeDbr(15, n, update.payload, false).value as Int16Array
+  const expected = camera.frames('UInt16')[1] as Int16Array
+  t.equal(frame.length, n)
+  t.equal(Buffer.compare(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength)), 0,
+    'the 4,194,304 elements of the frame, swapped to big-endian and back')
+  t.equal(new DataView(update.payload.buffer, update.payload.byteOffset + 14).getInt16(4, false), expected[2], 'the wire is big-endian')
+})
+
 t.test('raw protocol: puts, access, put failures', async t => {
   const { server, pvs, logs } = await startServer(t)
   const c = await RawCaClient.connect(server.tcpPort)
@@ -565,6 +604,57 @@ t.test('flow control: a client that does not read gets the newest updates, the s
   t.ok(seqs.every((s, i) => i === 0 || s > (seqs[i - 1] as number)), 'updates in order, none repeated')
   t.ok(seqs.length < posted, `${seqs.length} updates delivered for ${posted} changes`)
   t.ok(server.stats.updatesCoalesced > 0, `${server.stats.updatesCoalesced} updates coalesced`)
+})
+
+t.test('large updates go out of reused buffers, each intact; a client that clears its last channel and half-closes is closed at once', async t => {
+  const size = 100_000
+  const pvs = new Map([['T:FRAME', new TestPv('T:FRAME', DbrBase.CHAR, new Uint8Array(size))]])
+  const server = await CaServer.start({ provider: providerOf(pvs), beaconPort: 0, log: () => {} })
+  t.teardown(() => server.close())
+  const frame = pvOf(pvs, 'T:FRAME')
+  /** Frame k: k in its first 4 bytes (big-endian), then k & 0xff in every byte. */
+  const post = (k: number): void => {
+    const v = new Uint8Array(size).fill(k & 0xff)
+    new DataView(v.buffer).setUint32(0, k)
+    frame.set(v)
+  }
+  const c = await RawCaClient.connect(server.tcpPort)
+  t.teardown(() => c.close())
+  const ch = await c.createChannel('T:FRAME', 1)
+  c.send(msg(1, 4, 0, ch.sid, 9, eventAddPayload(1)))
+  await c.next((m) => m.header.command === 1)
+  const arrived = async (k: number): Promise<void> => {
+    await c.next((m) => m.header.command === 1 && m.payload.length >= 4 && new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0) === k, 10_000)
+  }
+  // While the client does not read, 10 MB wait in the socket's queue; later frames must not reuse those buffers
+  // before they are written. Then batches of 20 frames, each once the previous one arrived, reusing buffers written.
+  c.socket.pause()
+  const posted = 400
+  for (let k = 1; k <= 80; k++) post(k)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  for (let k = 81; k <= 100; k++) post(k)
+  c.socket.resume()
+  await arrived(100)
+  for (let k = 101; k <= posted; k++) {
+    post(k)
+    if (k % 20 === 0) await arrived(k)
+  }
+  const updates = c.received.filter((m) => m.header.command === 1).slice(1)
+  const seqs = updates.map((m) => new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0))
+  t.same(seqs, Array.from({ length: posted }, (_, i) => i + 1), 'every frame once, in order (10 MB stays below the queue limit)')
+  const damaged = updates.filter((m, i) => m.payload.length !== size || !m.payload.subarray(4).every((b) => b === ((i + 1) & 0xff)))
+  t.equal(damaged.length, 0, `all ${updates.length} updates of ${size} bytes intact`)
+
+  // The client stops reading, 10 MB pile up for it, then it clears its channel and half-closes, as libca does
+  // after its last channel: the server closes at once instead of first sending the 10 MB.
+  c.socket.pause()
+  for (let k = 1; k <= 100; k++) post(k)
+  t.equal(server.clientCount, 1)
+  c.socket.write(msg(12, 0, 0, ch.sid, 1))
+  c.socket.end()
+  const t0 = Date.now()
+  while (server.clientCount > 0 && Date.now() - t0 < 3000) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(server.clientCount, 0, `closed ${Date.now() - t0} ms after the half-close`)
 })
 
 t.test('flow control: requests from a client that does not read wait, instead of their replies piling up', async t => {

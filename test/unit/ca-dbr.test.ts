@@ -156,3 +156,134 @@ t.test('conversions', async t => {
   const err = t.throws(() => convertValue(['x'], DbrBase.LONG)) as unknown
   t.ok(err instanceof FlyScanError)
 })
+
+const NUMERIC_BASES = [DbrBase.SHORT, DbrBase.FLOAT, DbrBase.ENUM, DbrBase.CHAR, DbrBase.LONG, DbrBase.DOUBLE]
+const ELEMENT_BYTES: Readonly<Record<number, number>> = { [DbrBase.SHORT]: 2, [DbrBase.FLOAT]: 4, [DbrBase.ENUM]: 2, [DbrBase.CHAR]: 1, [DbrBase.LONG]: 4, [DbrBase.DOUBLE]: 8 }
+
+/** Element `i` written with a DataView, one at a time: the reference the bulk copy-and-swap must match. */
+function setElement (view: DataView, base: DbrBase, at: number, v: number, le: boolean): void {
+  switch (base) {
+    case DbrBase.SHORT: view.setInt16(at, v, le); return
+    case DbrBase.FLOAT: view.setFloat32(at, v, le); return
+    case DbrBase.ENUM: view.setUint16(at, v, le); return
+    case DbrBase.CHAR: view.setUint8(at, v); return
+    case DbrBase.LONG: view.setInt32(at, v, le); return
+    default: view.setFloat64(at, v, le)
+  }
+}
+
+function getElement (view: DataView, base: DbrBase, at: number, le: boolean): number {
+  switch (base) {
+    case DbrBase.SHORT: return view.getInt16(at, le)
+    case DbrBase.FLOAT: return view.getFloat32(at, le)
+    case DbrBase.ENUM: return view.getUint16(at, le)
+    case DbrBase.CHAR: return view.getUint8(at)
+    case DbrBase.LONG: return view.getInt32(at, le)
+    default: return view.getFloat64(at, le)
+  }
+}
+
+/**
+ * `n` elements of `base` with every byte position varying, and the edge values of the type (extremes, -0, NaN,
+ * infinities), as a view that starts one element into a larger array (a non-zero byteOffset).
+ */
+function awkwardValues (base: DbrBase, n: number): Exclude<DbrValue, string[]> {
+  const host = emptyValue(base, n + 2) as Exclude<DbrValue, string[]>
+  const edges: Record<number, number[]> = {
+    [DbrBase.SHORT]: [-32768, 32767, -1, 0x1234],
+    [DbrBase.FLOAT]: [-0, Number.NaN, Infinity, -Infinity, 3.4028234663852886e38, 1.401298464324817e-45],
+    [DbrBase.ENUM]: [0, 65535, 0x1234],
+    [DbrBase.CHAR]: [0, 255, 0x12],
+    [DbrBase.LONG]: [-2147483648, 2147483647, -1, 0x12345678],
+    [DbrBase.DOUBLE]: [-0, Number.NaN, Infinity, -Infinity, Number.MAX_VALUE, Number.MIN_VALUE, Math.PI]
+  }
+  const edge = edges[base] ?? []
+  for (let i = 0; i < n; i++) {
+    const e = edge[i]
+    host[i + 1] = e ?? ((i * 2654435761) % 65521) * (i % 3 === 0 ? -1.000123 : 1.5)
+  }
+  host[0] = 99
+  host[n + 1] = 99
+  return host.subarray(1, n + 1)
+}
+
+/** The bytes of a DBR structure whose value part is written element by element (header bytes as encodeDbr left them). */
+function perElementBytes (encoded: Uint8Array, base: DbrBase, vOff: number, value: Exclude<DbrValue, string[]>, le: boolean): Uint8Array {
+  const expected = encoded.slice()
+  const view = new DataView(expected.buffer, expected.byteOffset, expected.byteLength)
+  for (let i = 0; i < value.length; i++) setElement(view, base, vOff + i * (ELEMENT_BYTES[base] as number), value[i] as number, le)
+  return expected
+}
+
+t.test('bulk copy-and-swap of numeric arrays equals element-by-element DataView encoding and decoding', async t => {
+  // Lengths around Buffer's native swap threshold (128 bytes) and odd ones; offsets that misalign the value.
+  const lengths = [1, 2, 3, 7, 15, 16, 17, 63, 64, 65, 127, 129, 1001]
+  const offsets = [0, 1, 3, 6, 7]
+  let cases = 0
+  for (const base of NUMERIC_BASES) {
+    for (const cls of CLASSES) {
+      const type = dbrType(base, cls)
+      const vOff = valueOffset(base, cls)
+      const elementBytes = ELEMENT_BYTES[base] as number
+      const problems: string[] = []
+      for (const n of lengths) {
+        const value = awkwardValues(base, n)
+        const before = hex(new Uint8Array(value.buffer))
+        for (const { le } of ORDERS) {
+          for (const at of offsets) {
+            const where = `x${n} at offset ${at}, ${le ? 'LE' : 'BE'}`
+            const size = dbrSize(type, n)
+            const out = new Uint8Array(at + size + 3).fill(0xa5)
+            encodeDbr(type, n, { value, status: 3, severity: 1, stamp: { secPastEpoch: 7, nsec: 8 } }, out, at, le)
+            const got = out.subarray(at, at + size)
+            const want = perElementBytes(got, base, vOff, value, le)
+            if (hex(got) !== hex(want)) problems.push(`${where}: encoded bytes differ from the per-element reference`)
+            // Decode the reference from an odd offset of a larger buffer (an unaligned source).
+            const shifted = new Uint8Array(size + at + 5)
+            shifted.set(want, at + 1)
+            const src = shifted.subarray(at + 1, at + 1 + size)
+            const decoded = decodeDbr(type, n, src, le).value as Exclude<DbrValue, string[]>
+            const view = new DataView(src.buffer, src.byteOffset, src.byteLength)
+            for (let i = 0; i < n; i++) {
+              const ref = getElement(view, base, vOff + i * elementBytes, le)
+              if (!Object.is(decoded[i], ref) || !Object.is(decoded[i], value[i])) {
+                problems.push(`${where}: element ${i} decoded as ${String(decoded[i])}, per-element read ${ref}, sent ${String(value[i])}`)
+                break
+              }
+            }
+            if (decoded.length !== n) problems.push(`${where}: decoded ${decoded.length} elements`)
+            if (hex(src) !== hex(want)) problems.push(`${where}: decoding changed its input`)
+            cases++
+          }
+        }
+        if (hex(new Uint8Array(value.buffer)) !== before) problems.push(`x${n}: encoding changed the value array`)
+      }
+      t.same(problems, [], `${dbrTypeName(type)}: every length, offset and byte order`)
+    }
+  }
+  t.equal(cases, NUMERIC_BASES.length * CLASSES.length * lengths.length * ORDERS.length * offsets.length)
+})
+
+t.test('a value of another base is cast as C would, then encoded', async t => {
+  const out = new Uint8Array(dbrSize(DbrBase.SHORT, 3))
+  encodeDbr(DbrBase.SHORT, 3, { value: new Float64Array([1.9, -70000.7, 32768]), status: 0, severity: 0 }, out, 0, false)
+  t.same([...out], [0, 1, 0xee, 0x90, 0x80, 0], 'doubles truncated, then wrapped to 16 bits, big-endian')
+})
+
+t.test('numeric conversions between bases match element-by-element C casts', async t => {
+  const edge = [0, -0, 1.9, -1.9, 2.5, -0.5, 255.7, 256, -129, 32767.9, 32768, -32769, 65535, 65536, 70000.7,
+    2147483647, 2147483648, -2147483649, 1e20, -1e20, Number.NaN, Infinity, -Infinity, 3.4e38, 1e-45]
+  const sources: Array<Exclude<DbrValue, string[]>> = [
+    new Float64Array(edge), new Float32Array(edge), new Int32Array(edge), new Int16Array(edge), new Uint16Array(edge), new Uint8Array(edge)
+  ]
+  for (const src of sources) {
+    for (const to of NUMERIC_BASES) {
+      const got = convertValue(src, to) as Exclude<DbrValue, string[]>
+      const want = emptyValue(to, src.length) as Exclude<DbrValue, string[]>
+      const integer = to !== DbrBase.FLOAT && to !== DbrBase.DOUBLE
+      for (let i = 0; i < src.length; i++) want[i] = integer ? Math.trunc(src[i] as number) : src[i] as number
+      t.same([...got].map(String), [...want].map(String), `${src.constructor.name} -> ${dbrTypeName(to)}`)
+      t.equal(got.constructor, want.constructor)
+    }
+  }
+})

@@ -287,6 +287,69 @@ t.test('frames show a pattern that changes with the frame number', async t => {
   t.equal(camera.frames('UInt8'), camera.frames('UInt8'), 'computed once')
 })
 
+t.test('frames are computed with the camera: Acquire on a 2048 x 2048 camera computes none and returns at once', async t => {
+  const { clock, camera, put, pv } = rig({ dataType: 'UInt16', width: 2048, height: 2048 })
+  t.equal(camera.hasFrames('UInt16'), true, 'the configured type\'s frames exist before the first Acquire')
+  t.equal(camera.hasFrames('UInt8'), false, 'the other type\'s only after a DataType write')
+  const pool = camera.frames('UInt16')
+  const frames = record(pv('image1:ArrayData'))
+  await put('cam1:ImageMode', 'Single')
+  const t0 = performance.now()
+  const done = put('cam1:Acquire', 1)
+  const syncMs = performance.now() - t0
+  // Computing 8 frames of 8 MiB at this point took about a second and stalled every client of the IOC (the
+  // "Virtual circuit disconnect" of a libca client that cleared its last channel meanwhile). Starting now only posts
+  // a few records.
+  t.ok(syncMs < 150, `Acquire=1 returned after ${syncMs.toFixed(1)} ms`)
+  clock.advance(1000)
+  await done
+  t.equal(frames.length, 1)
+  t.equal((frames[0]?.value as Int16Array).buffer, (pool[1] as Int16Array).buffer, 'the frame served is one of the precomputed ones')
+})
+
+t.test('DataType: the other type\'s frames are computed a frame per event-loop turn; the write, and an Acquire, wait for them', async t => {
+  const { clock, camera, put, get, text, pv } = rig({ dataType: 'UInt16', width: 512, height: 512 })
+  await put('cam1:ImageMode', 'Single')
+  const frames = record(pv('image1:ArrayData'))
+  let turns = 0
+  let ticking = true
+  const tick = (): void => { turns++; if (ticking) setImmediate(tick) }
+  setImmediate(tick)
+  const written = track(put('cam1:DataType', 'UInt8'))
+  t.equal(text('cam1:DataType_RBV'), 'UInt8', 'the readback follows at once')
+  t.equal(camera.hasFrames('UInt8'), false, 'the frames are not computed inside the write')
+  const acquired = track(put('cam1:Acquire', 1))
+  t.equal(get('cam1:Acquire_RBV'), 0, 'the acquisition waits for the frames')
+  while (!written.done && written.error === undefined) await flush()
+  ticking = false
+  t.equal(written.error, undefined)
+  t.ok(turns >= 8, `the event loop turned ${turns} times while the 8 frames were computed`)
+  t.equal(camera.hasFrames('UInt8'), true)
+  await flush()
+  t.equal(get('cam1:Acquire_RBV'), 1, 'then it starts')
+  clock.advance(1000)
+  await flush()
+  t.equal(acquired.done, true)
+  const frame = frames[0]?.value as Int16Array
+  t.ok(frame.subarray(2).every((v) => v >= 0 && v <= 255), 'an 8-bit frame in the SHORT waveform')
+  // Acquire=1 then 0 before the frames exist: nothing starts, both writes complete.
+  const other = rig({ width: 256, height: 256 })
+  const again = track(other.put('cam1:DataType', 'UInt16'))
+  const start = track(other.put('cam1:Acquire', 1))
+  await other.put('cam1:Acquire', 0)
+  while (!again.done) await flush()
+  await flush()
+  t.equal(start.done, true, 'the Acquire=1 write completes')
+  t.same([other.get('cam1:Acquire_RBV'), other.get('cam1:ArrayCounter_RBV')], [0, 0], 'no acquisition after Acquire went back to 0')
+})
+
+t.test('close() during the computation of a new type\'s frames fails the DataType write', async t => {
+  const { camera, put } = rig({ width: 256, height: 256 })
+  const written = put('cam1:DataType', 'UInt16')
+  camera.close()
+  await t.rejects(written, { code: ErrorCode.CANCELLED })
+})
+
 t.test('external triggers: frames only on Line1 edges; a trigger during exposure + readout is missed and counted', async t => {
   const { clock, camera, put, get, pv, t0 } = rig()
   await put('cam1:TriggerMode', 'On')

