@@ -37,7 +37,7 @@ import { median, target, type Benchmark, type BenchResult, type Measurement, typ
 
 const MAX_ARRAY_BYTES = 100_000_000
 const CONNECT_TIMEOUT_MS = 10_000
-/** The 16-bit camera computes its 8 frames of 8 MiB on the first acquisition. */
+/** Bound on the first frame of a window (a loaded machine may take a while to start streaming 8 MiB frames). */
 const FIRST_FRAME_TIMEOUT_MS = 30_000
 const IOC_START_TIMEOUT_MS = 20_000
 const IOC_STOP_TIMEOUT_MS = 5_000
