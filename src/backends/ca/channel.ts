@@ -11,7 +11,7 @@
 import { ErrorCode, FlyScanError } from '../../errors.js'
 import {
   DbrBase, DbrClass, type DbrPayload, type DbrValue, dbrSize, dbrType, dbrTypeName, decodeDbr, elementSize, encodeDbr,
-  isDbrType, splitDbrType, valueOffset
+  isDbrType, numericValueOn, splitDbrType, valueOffset
 } from '../../parsers/index.js'
 import { defaults } from '../../../config/index.js'
 import { CaContext, type CaResource } from './context.js'
@@ -442,15 +442,7 @@ function decodeLibca (lib: LibCa, dbr: bigint, type: number, count: number): Dbr
  * a frame.
  */
 function uninitializedArray (base: Exclude<DbrBase, typeof DbrBase.STRING>, count: number): Exclude<DbrValue, string[]> {
-  const buffer = Buffer.allocUnsafeSlow(count * elementSize(base)).buffer
-  switch (base) {
-    case DbrBase.SHORT: return new Int16Array(buffer)
-    case DbrBase.FLOAT: return new Float32Array(buffer)
-    case DbrBase.ENUM: return new Uint16Array(buffer)
-    case DbrBase.CHAR: return new Uint8Array(buffer)
-    case DbrBase.LONG: return new Int32Array(buffer)
-    case DbrBase.DOUBLE: return new Float64Array(buffer)
-  }
+  return numericValueOn(base, Buffer.allocUnsafeSlow(count * elementSize(base)).buffer as ArrayBuffer)
 }
 
 /** The CaRawUpdate of one monitor, pointed at each update's buffer in turn. */

@@ -106,14 +106,19 @@ export function valueOffset (base: DbrBase, cls: DbrClass): number {
 
 /** An empty value of `base` with `count` elements. */
 export function emptyValue (base: DbrBase, count: number): DbrValue {
+  if (base === DbrBase.STRING) return new Array<string>(count).fill('')
+  return numericValueOn(base, new ArrayBuffer(count * ELEMENT_SIZE[base]))
+}
+
+/** The typed array of numeric `base` over the whole of `buffer` (e.g. one the caller allocated without zeroing). */
+export function numericValueOn (base: Exclude<DbrBase, typeof DbrBase.STRING>, buffer: ArrayBuffer): Exclude<DbrValue, string[]> {
   switch (base) {
-    case DbrBase.STRING: return new Array<string>(count).fill('')
-    case DbrBase.SHORT: return new Int16Array(count)
-    case DbrBase.FLOAT: return new Float32Array(count)
-    case DbrBase.ENUM: return new Uint16Array(count)
-    case DbrBase.CHAR: return new Uint8Array(count)
-    case DbrBase.LONG: return new Int32Array(count)
-    case DbrBase.DOUBLE: return new Float64Array(count)
+    case DbrBase.SHORT: return new Int16Array(buffer)
+    case DbrBase.FLOAT: return new Float32Array(buffer)
+    case DbrBase.ENUM: return new Uint16Array(buffer)
+    case DbrBase.CHAR: return new Uint8Array(buffer)
+    case DbrBase.LONG: return new Int32Array(buffer)
+    case DbrBase.DOUBLE: return new Float64Array(buffer)
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import { ErrorCode, FlyScanError } from '../../errors.js'
 import type { ControlReply } from './types.js'
+import { describeBytes, LineReader } from '../text.js'
 
 /** Where the parser is in the reply stream. */
 export const ControlState = {
@@ -49,18 +50,9 @@ export interface PartialReply {
 
 const utf8 = new TextDecoder('utf-8')
 
-/** Printable rendering of up to 16 bytes, for error messages: `0x48 0x49 ('HI')`. */
+/** Printable rendering of up to 16 bytes of a reply, for error messages: `0x48 0x49 ('HI')`. */
 export function describeControlBytes (bytes: Uint8Array, start: number, end: number): string {
-  if (start >= end) return 'an empty line'
-  const stop = Math.min(end, start + 16)
-  const hex: string[] = []
-  let text = ''
-  for (let k = start; k < stop; k++) {
-    const b = bytes[k] as number
-    hex.push('0x' + b.toString(16).padStart(2, '0'))
-    text += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.'
-  }
-  return `${hex.join(' ')} ('${text}'${stop < end ? '...' : ''})`
+  return describeBytes(bytes, start, end, 16, 'an empty line')
 }
 
 /** The coded error for malformed bytes at an absolute stream offset. */
@@ -96,9 +88,7 @@ export class PandaControlParser {
   #replies = 0
 
   // A line split across chunks.
-  #lineBuf = new Uint8Array(256)
-  #lineLen = 0
-  #lineStart = 0
+  readonly #lines = new LineReader()
   // The multi-value reply in progress.
   #items: string[] = []
   #replyStart = 0
@@ -130,10 +120,10 @@ export class PandaControlParser {
   /** The reply in progress, if some of it has arrived. */
   get partial (): PartialReply | undefined {
     if (this.#state === ControlState.MULTI) {
-      const end = this.#lineLen > 0 ? this.#lineStart + this.#lineLen : this.#base
+      const end = this.#lines.len > 0 ? this.#lines.start + this.#lines.len : this.#base
       return { offset: this.#replyStart, lines: this.#items.length, bytes: end - this.#replyStart }
     }
-    if (this.#lineLen > 0) return { offset: this.#lineStart, lines: 0, bytes: this.#lineLen }
+    if (this.#lines.len > 0) return { offset: this.#lines.start, lines: 0, bytes: this.#lines.len }
     return undefined
   }
 
@@ -169,7 +159,7 @@ export class PandaControlParser {
     const partial = this.partial
     this.#state = ControlState.CLOSED
     this.#items = []
-    this.#lineLen = 0
+    this.#lines.len = 0
     return partial
   }
 
@@ -188,35 +178,12 @@ export class PandaControlParser {
   /** Reads one line starting at `i` and handles it; returns the index after what was consumed. */
   #step (chunk: Uint8Array, i: number, out: ControlReply[]): number {
     const max = this.limits.maxLineBytes
-    if (this.#lineLen === 0) this.#lineStart = this.#base + i
-    // Look for the newline no further than the limit allows (a line of exactly max bytes has its \n at max).
-    const searchEnd = Math.min(chunk.length, i + (max - this.#lineLen) + 1)
-    let nl = chunk.indexOf(0x0a, i)
-    if (nl >= searchEnd) nl = -1
-    const end = nl >= 0 ? nl : searchEnd
-    if (nl < 0 && this.#lineLen + (end - i) > max) {
-      throw controlProtocolError(this.peer, this.#lineStart + max, `a newline ending the reply line within ${max} bytes`,
-        describeControlBytes(chunk, Math.max(i, end - 16), end))
-    }
-    let line: Uint8Array
-    if (this.#lineLen === 0 && nl >= 0) {
-      line = chunk.subarray(i, nl)
-    } else {
-      const need = this.#lineLen + (end - i)
-      if (need > this.#lineBuf.length) {
-        const grown = new Uint8Array(Math.min(Math.max(need, this.#lineBuf.length * 2), max + 1))
-        grown.set(this.#lineBuf.subarray(0, this.#lineLen))
-        this.#lineBuf = grown
-      }
-      this.#lineBuf.set(chunk.subarray(i, end), this.#lineLen)
-      this.#lineLen = need
-      if (nl < 0) return end
-      line = this.#lineBuf.subarray(0, this.#lineLen)
-      this.#lineLen = 0
-    }
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1)
-    this.#line(line, this.#lineStart, this.#base + nl + 1, out)
-    return nl + 1
+    const [line, next] = this.#lines.read(chunk, i, this.#base, max, (offset, from, to) =>
+      controlProtocolError(this.peer, offset, `a newline ending the reply line within ${max} bytes`,
+        describeControlBytes(chunk, Math.max(from, to - 16), to)))
+    if (line === undefined) return next
+    this.#line(line, this.#lines.start, this.#base + next, out)
+    return next
   }
 
   /** One whole line (without its newline) that began at absolute offset `at` and ended just before `next`. */

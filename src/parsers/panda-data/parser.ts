@@ -11,7 +11,8 @@
 import { ErrorCode, FlyScanError } from '../../errors.js'
 import type { DataOptions, DataRecord, EndData, FieldInfo, FieldType, StartData } from './types.js'
 import { EndReason } from './types.js'
-import { describeBytes, parseXml, protocolError } from './xml.js'
+import { describeBytes, LineReader } from '../text.js'
+import { parseXml, protocolError } from './xml.js'
 import type { XmlElement } from './xml.js'
 
 /** Where the parser is in the stream. */
@@ -156,9 +157,7 @@ export class PandaDataParser {
   #droppedBytes = 0
 
   // Line assembly (text lines split across chunks).
-  #lineBuf = new Uint8Array(256)
-  #lineLen = 0
-  #lineStart = 0
+  readonly #lines = new LineReader()
   // Header assembly.
   #headerBuf = new Uint8Array(0)
   #headerLen = 0
@@ -280,7 +279,7 @@ export class PandaDataParser {
       // Row bytes held, plus for ASCII/BASE64 the text of an unfinished line (a line that was to be the END line
       // counts too: it cannot be told apart).
       const textFormat = this.#format === 'ASCII' || this.#format === 'BASE64'
-      const dropped = this.#partialLen + (textFormat && this.#step === 'text' ? this.#lineLen : 0)
+      const dropped = this.#partialLen + (textFormat && this.#step === 'text' ? this.#lines.len : 0)
       this.#endAcquisition(out, { samples: this.#rows, reason: EndReason.EARLY_DISCONNECT }, dropped)
     }
     this.#state = State.DONE
@@ -306,40 +305,10 @@ export class PandaDataParser {
   // ---------------------------------------------------------------------------------------------------------
   // Lines
 
-  /**
-   * Reads one line (without `\n` and a trailing `\r`) starting at `i`. Returns [line, next index]; line is
-   * undefined when the chunk ended first (the bytes are kept). The line may be a view of `chunk` or of the
-   * line buffer: use it before reading the next line.
-   */
+  /** One line starting at `i` (LineReader.read); `what` names the line in the error for an overlong one. */
   #readLine (chunk: Uint8Array, i: number, max: number, what: string): [Uint8Array | undefined, number] {
-    const len = chunk.length
-    if (this.#lineLen === 0) this.#lineStart = this.#base + i
-    const searchEnd = Math.min(len, i + (max - this.#lineLen) + 1)
-    let nl = chunk.indexOf(0x0a, i)
-    if (nl >= searchEnd) nl = -1
-    const end = nl >= 0 ? nl : searchEnd
-    if (nl < 0 && this.#lineLen + (end - i) > max) {
-      throw protocolError(this.#lineStart + max, `a newline ending ${what} within ${max} bytes`,
-        describeBytes(chunk, Math.max(i, end - 8), end))
-    }
-    let line: Uint8Array
-    if (this.#lineLen === 0 && nl >= 0) {
-      line = chunk.subarray(i, nl)
-    } else {
-      const need = this.#lineLen + (end - i)
-      if (need > this.#lineBuf.length) {
-        const grown = new Uint8Array(Math.min(Math.max(need, this.#lineBuf.length * 2), max + 1))
-        grown.set(this.#lineBuf.subarray(0, this.#lineLen))
-        this.#lineBuf = grown
-      }
-      this.#lineBuf.set(chunk.subarray(i, end), this.#lineLen)
-      this.#lineLen = need
-      if (nl < 0) return [undefined, end]
-      line = this.#lineBuf.subarray(0, this.#lineLen)
-      this.#lineLen = 0
-    }
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1)
-    return [line, nl + 1]
+    return this.#lines.read(chunk, i, this.#base, max, (offset, from, to) =>
+      protocolError(offset, `a newline ending ${what} within ${max} bytes`, describeBytes(chunk, Math.max(from, to - 8), to)))
   }
 
   #okStep (chunk: Uint8Array, i: number, out: DataRecord[]): number {
@@ -354,11 +323,11 @@ export class PandaDataParser {
     }
     if (text.startsWith('ERR')) {
       const message = text.slice(3).trim()
-      throw new FlyScanError(ErrorCode.PANDA_REJECTED, `PandA data port, offset ${this.#lineStart}: the server rejected the options line: ERR ${message}`, {
-        details: { offset: this.#lineStart, reply: text }
+      throw new FlyScanError(ErrorCode.PANDA_REJECTED, `PandA data port, offset ${this.#lines.start}: the server rejected the options line: ERR ${message}`, {
+        details: { offset: this.#lines.start, reply: text }
       })
     }
-    throw protocolError(this.#lineStart, "'OK' or 'ERR <message>'", describeBytes(line, 0, line.length))
+    throw protocolError(this.#lines.start, "'OK' or 'ERR <message>'", describeBytes(line, 0, line.length))
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -368,12 +337,12 @@ export class PandaDataParser {
     const [line, next] = this.#readLine(chunk, i, 256, "the '<header>' line")
     if (line === undefined) return next
     if (ascii(line).trim() !== '<header>') {
-      throw protocolError(this.#lineStart, "'<header>' (the XML header; tst-fly asks for XML)", describeBytes(line, 0, line.length))
+      throw protocolError(this.#lines.start, "'<header>' (the XML header; tst-fly asks for XML)", describeBytes(line, 0, line.length))
     }
     this.#state = State.HEADER
-    this.#headerStart = this.#lineStart
+    this.#headerStart = this.#lines.start
     this.#headerLen = 0
-    this.#appendHeader(line, this.#lineStart)
+    this.#appendHeader(line, this.#lines.start)
     this.#step = 'header-body'
     return next
   }
@@ -395,7 +364,7 @@ export class PandaDataParser {
 
   #headerBodyStep (chunk: Uint8Array, i: number, out: DataRecord[]): number {
     const max = this.limits.maxHeaderBytes
-    const room = max - (this.#lineLen === 0 ? this.#base + i - this.#headerStart : this.#lineStart - this.#headerStart)
+    const room = max - (this.#lines.len === 0 ? this.#base + i - this.#headerStart : this.#lines.start - this.#headerStart)
     let line: Uint8Array | undefined
     let next: number
     try {
@@ -405,7 +374,7 @@ export class PandaDataParser {
       throw protocolError(this.#headerStart + max, `'</header>' within ${max} header bytes`, 'more header')
     }
     if (line === undefined) return next
-    this.#appendHeader(line, this.#lineStart)
+    this.#appendHeader(line, this.#lines.start)
     if (ascii(line).trim() === '</header>') {
       const start = this.#parseHeader(this.#headerBuf.subarray(0, this.#headerLen), this.#headerStart)
       this.#beginAcquisition(start, out)
@@ -417,7 +386,7 @@ export class PandaDataParser {
   #headerBlankStep (chunk: Uint8Array, i: number): number {
     const [line, next] = this.#readLine(chunk, i, 256, 'the empty line after the header')
     if (line === undefined) return next
-    if (line.length !== 0) throw protocolError(this.#lineStart, 'an empty line after </header>', describeBytes(line, 0, line.length))
+    if (line.length !== 0) throw protocolError(this.#lines.start, 'an empty line after </header>', describeBytes(line, 0, line.length))
     this.#state = State.DATA
     this.#step = this.#format === 'FRAMED' ? 'frame-head' : this.#format === 'UNFRAMED' ? 'unframed' : 'text'
     return next
@@ -542,7 +511,7 @@ export class PandaDataParser {
   #endLineStep (chunk: Uint8Array, i: number, out: DataRecord[]): number {
     const [line, next] = this.#readLine(chunk, i, 256, 'the END line')
     if (line === undefined) return next
-    this.#finishEnd(line, this.#lineStart, out)
+    this.#finishEnd(line, this.#lines.start, out)
     return next
   }
 
@@ -590,9 +559,9 @@ export class PandaDataParser {
         if (h[0] === 0x42 && h[1] === 0x49 && h[2] === 0x4e && h[3] === 0x20) continue
         if (h[0] === 0x45 && h[1] === 0x4e && h[2] === 0x44 && h[3] === 0x20) {
           this.#frameHeadLen = 0
-          this.#lineBuf.set(h.subarray(0, 4))
-          this.#lineLen = 4
-          this.#lineStart = this.#frameHeadStart
+          this.#lines.buf.set(h.subarray(0, 4))
+          this.#lines.len = 4
+          this.#lines.start = this.#frameHeadStart
           this.#step = 'end-line'
           return i
         }
@@ -717,7 +686,7 @@ export class PandaDataParser {
   #textStep (chunk: Uint8Array, i: number, out: DataRecord[]): number {
     const [line, next] = this.#readLine(chunk, i, this.limits.maxLineBytes, this.#format === 'ASCII' ? 'an ASCII row' : 'a BASE64 line')
     if (line === undefined) return next
-    const at = this.#lineStart
+    const at = this.#lines.start
     if (line[0] === 0x20) {
       if (this.#format === 'ASCII') this.#asciiRow(line, at)
       else this.#base64Line(line, at)

@@ -5,6 +5,7 @@
  * processing instructions or DOCTYPE). Works on bytes so that every error names the absolute byte offset.
  */
 import { ErrorCode, FlyScanError } from '../../errors.js'
+import { describeBytes } from '../text.js'
 
 export interface XmlElement {
   readonly name: string
@@ -30,20 +31,6 @@ interface MutableElement {
 
 const MAX_DEPTH = 8
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** Printable rendering of up to 8 bytes, for error messages: `0x41 0x42 ('AB')`. */
-export function describeBytes (bytes: Uint8Array, start: number, end: number): string {
-  if (start >= end) return 'end of input'
-  const stop = Math.min(end, start + 8)
-  const hex: string[] = []
-  let text = ''
-  for (let k = start; k < stop; k++) {
-    const b = bytes[k] as number
-    hex.push('0x' + b.toString(16).padStart(2, '0'))
-    text += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.'
-  }
-  return `${hex.join(' ')} ('${text}'${stop < end ? '...' : ''})`
-}
 
 export function protocolError (offset: number, expected: string, got: string): FlyScanError {
   return new FlyScanError(ErrorCode.PANDA_PROTOCOL, `PandA data port, offset ${offset}: expected ${expected}, got ${got}`, {
