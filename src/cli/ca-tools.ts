@@ -35,6 +35,16 @@ function seconds (text: string | undefined, flag: string, fallback: number): num
   return v
 }
 
+/** The options every CA tool takes: --config <yaml>, --timeout <s>, --all (print whole arrays). */
+const COMMON_OPTIONS = { config: { type: 'string' }, timeout: { type: 'string' }, all: { type: 'boolean' } } as const
+
+function commonSettings (values: { timeout?: string, all?: boolean }): { timeoutMs: number, maxElements: number } {
+  return {
+    timeoutMs: seconds(values.timeout, '--timeout', DEFAULT_TIMEOUT_S) * 1000,
+    maxElements: values.all === true ? Number.POSITIVE_INFINITY : DEFAULT_MAX_ELEMENTS
+  }
+}
+
 async function caConfigFrom (file: string | undefined): Promise<CaConfig | undefined> {
   if (file === undefined) return undefined
   return (await loadConfigFile(file)).ca
@@ -91,18 +101,10 @@ export async function cagetCommand (args: string[], io: CaToolIo): Promise<numbe
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      timeout: { type: 'string' },
-      time: { type: 'boolean' },
-      ctrl: { type: 'boolean' },
-      all: { type: 'boolean' },
-      json: { type: 'boolean' }
-    }
+    options: { ...COMMON_OPTIONS, time: { type: 'boolean' }, ctrl: { type: 'boolean' }, json: { type: 'boolean' } }
   })
   if (positionals.length === 0) throw bad('caget needs at least one PV name')
-  const timeoutMs = seconds(values.timeout, '--timeout', DEFAULT_TIMEOUT_S) * 1000
-  const maxElements = values.all === true ? Number.POSITIVE_INFINITY : DEFAULT_MAX_ELEMENTS
+  const { timeoutMs, maxElements } = commonSettings(values)
   const channels = await connectAll(positionals, timeoutMs, await caConfigFrom(values.config))
   try {
     const json: Record<string, unknown> = {}
@@ -163,14 +165,13 @@ export async function caputCommand (args: string[], io: CaToolIo): Promise<numbe
   const parsed = parseArgs({
     args: args.map((a) => NEGATIVE_NUMBER.test(a) ? `\u0000${negatives.indexOf(a)}` : a),
     allowPositionals: true,
-    options: { config: { type: 'string' }, timeout: { type: 'string' }, wait: { type: 'boolean' }, all: { type: 'boolean' } }
+    options: { ...COMMON_OPTIONS, wait: { type: 'boolean' } }
   })
   const values = parsed.values
   const positionals = parsed.positionals.map((p) => p.startsWith('\u0000') ? negatives[Number(p.slice(1))] as string : p)
   const [pv, ...words] = positionals
   if (pv === undefined || words.length === 0) throw bad('caput needs a PV name and a value')
-  const timeoutMs = seconds(values.timeout, '--timeout', DEFAULT_TIMEOUT_S) * 1000
-  const maxElements = values.all === true ? Number.POSITIVE_INFINITY : DEFAULT_MAX_ELEMENTS
+  const { timeoutMs, maxElements } = commonSettings(values)
   const channels = await connectAll([pv], timeoutMs, await caConfigFrom(values.config))
   const ch = channels[0] as CaChannel
   try {
@@ -192,20 +193,13 @@ export async function camonitorCommand (args: string[], io: CaToolIo): Promise<n
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      timeout: { type: 'string' },
-      count: { type: 'string' },
-      seconds: { type: 'string' },
-      all: { type: 'boolean' }
-    }
+    options: { ...COMMON_OPTIONS, count: { type: 'string' }, seconds: { type: 'string' } }
   })
   if (positionals.length === 0) throw bad('camonitor needs at least one PV name')
-  const timeoutMs = seconds(values.timeout, '--timeout', DEFAULT_TIMEOUT_S) * 1000
+  const { timeoutMs, maxElements } = commonSettings(values)
   const limit = values.count === undefined ? Number.POSITIVE_INFINITY : Number(values.count)
   if (!Number.isInteger(limit) || limit <= 0) throw bad(`--count must be a positive integer, got '${values.count ?? ''}'`)
   const runFor = values.seconds === undefined ? undefined : seconds(values.seconds, '--seconds', 1) * 1000
-  const maxElements = values.all === true ? Number.POSITIVE_INFINITY : DEFAULT_MAX_ELEMENTS
   const channels = await connectAll(positionals, timeoutMs, await caConfigFrom(values.config))
   const monitors: CaMonitor[] = []
   try {

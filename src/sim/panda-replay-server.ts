@@ -5,6 +5,7 @@
  */
 import net from 'node:net'
 import { ErrorCode, FlyScanError } from '../errors.js'
+import { listenTcp } from './listen.js'
 
 export interface ReplayServerOptions {
   /** The recorded bytes, or a generator of chunks for streams too big to hold (the replay benchmark). */
@@ -42,13 +43,7 @@ export class PandaReplayServer {
 
   static async start (options: ReplayServerOptions): Promise<PandaReplayServer> {
     const s = new PandaReplayServer(options)
-    await new Promise<void>((resolve, reject) => {
-      s.#server.once('error', reject)
-      s.#server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-        s.#server.off('error', reject)
-        resolve()
-      })
-    })
+    await listenTcp(s.#server, options.port ?? 0, options.host ?? '127.0.0.1')
     return s
   }
 

@@ -21,6 +21,7 @@ import {
   valueOffset, DbrBase, type CaHeader, type CaMessage, type DbrMetadata, type DbrValue
 } from '../../parsers/index.js'
 import type { PvProvider, PvState, ServedPv } from './pv.js'
+import { listenTcp } from '../listen.js'
 
 export interface CaServerOptions {
   readonly provider: PvProvider
@@ -698,13 +699,7 @@ export class CaServer {
   static async start (opts: CaServerOptions): Promise<CaServer> {
     const host = opts.host ?? '127.0.0.1'
     const tcp = net.createServer()
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject)
-      tcp.listen(opts.tcpPort ?? 0, host, () => {
-        tcp.off('error', reject)
-        resolve()
-      })
-    })
+    await listenTcp(tcp, opts.tcpPort ?? 0, host)
     const sockets: dgram.Socket[] = []
     try {
       const udp = await bindUdp(host, opts.udpPort ?? 0)

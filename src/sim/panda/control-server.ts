@@ -10,6 +10,7 @@ import { ParseError, expectChar, fail, parseAlphanumName, parseEos, parseName, p
 import { CAPTURE_OPTIONS, CLOCK_HZ } from './definitions.js'
 import { isoMs } from './format.js'
 import { ALL_CHANGES, CHANGE_GROUPS, ChangeContext, type Model, type Reply, type TableWriter } from './model.js'
+import { listenTcp, listeningPort } from '../listen.js'
 
 /** What the control port needs from the rest of the simulated PandA. */
 export interface ControlHost {
@@ -132,19 +133,12 @@ export class ControlServer {
 
   static async start (host: ControlHost, port: number, address: string): Promise<ControlServer> {
     const s = new ControlServer(host)
-    await new Promise<void>((resolve, reject) => {
-      s.#server.once('error', reject)
-      s.#server.listen(port, address, () => {
-        s.#server.off('error', reject)
-        resolve()
-      })
-    })
+    await listenTcp(s.#server, port, address)
     return s
   }
 
   get port (): number {
-    const a = this.#server.address()
-    return a !== null && typeof a === 'object' ? a.port : 0
+    return listeningPort(this.#server)
   }
 
   forget (c: ControlConnection): void {

@@ -18,6 +18,7 @@ import type { Completion } from './pcap.js'
 import {
   base64Block, captureHeader, frameHeader, frames, parseWireOptions, type CaptureLayout, type WireOptions
 } from './wire.js'
+import { listenTcp, listeningPort } from '../listen.js'
 
 export interface DataServerOptions {
   readonly host: string
@@ -324,19 +325,12 @@ export class DataServer {
 
   static async start (options: DataServerOptions): Promise<DataServer> {
     const s = new DataServer(options)
-    await new Promise<void>((resolve, reject) => {
-      s.#server.once('error', reject)
-      s.#server.listen(options.port, options.host, () => {
-        s.#server.off('error', reject)
-        resolve()
-      })
-    })
+    await listenTcp(s.#server, options.port, options.host)
     return s
   }
 
   get port (): number {
-    const a = this.#server.address()
-    return a !== null && typeof a === 'object' ? a.port : 0
+    return listeningPort(this.#server)
   }
 
   #accept (socket: net.Socket): void {
