@@ -22,6 +22,7 @@ import { syntheticStream, syntheticValue, type SyntheticField } from '../../src/
 import { readWithH5py, requireHdf5Tools } from '../support/h5py.js'
 import { trackLeaks } from '../support/leaks.js'
 import { validateDocument } from '../support/schemas.js'
+import { TST_XAS_PREPARE_LINES } from '../fixtures/panda-trigger/tst-xas.js'
 
 requireHdf5Tools()
 const dir = mkdtempSync(join(tmpdir(), 'tst-fly-panda-device-'))
@@ -353,39 +354,7 @@ t.test("XAS: the exact writes of TST's window + clock setup, 100 rows, the ADC a
   await panda.stage()
   const at = box.received.length
   await panda.prepare({ logic: 'xas', npoints: 100, totalTime: 1, startDeg: 0, endDeg: 180, runUpDeg: 1, maxVelocity: 720 })
-  t.same(box.lines(at), [
-    'PCOMP1.ENABLE=ZERO',
-    '*CAPTURE=',
-    'CALC1.INPA=INENC1.VAL',
-    'CALC1.INPB=ZERO',
-    'CALC1.INPC=ZERO',
-    'CALC1.INPD=ZERO',
-    'CALC1.TYPEA=-Value',
-    'CALC1.SHIFT=0',
-    'PCOMP1.INP=CALC1.OUT',
-    'PCOMP1.RELATIVE=Relative',
-    'PCOMP1.DIR=Positive',
-    'PCOMP1.PRE_START=0',
-    'PCOMP1.START=22',
-    'PCOMP1.WIDTH=4000',
-    'PCOMP1.STEP=4001',
-    'PCOMP1.PULSES=1',
-    'CLOCK1.ENABLE=PCAP.ACTIVE',
-    'CLOCK1.PERIOD.UNITS=ms',
-    'CLOCK1.PERIOD=10',
-    'CLOCK1.WIDTH.UNITS=ms',
-    'CLOCK1.WIDTH=9.999',
-    'PCAP.ENABLE=PCOMP1.OUT',
-    'PCAP.GATE=CLOCK1.OUT',
-    'PCAP.TRIG=CLOCK1.OUT',
-    'PCAP.TRIG_EDGE=Falling',
-    'TTLOUT1.VAL=CLOCK1.OUT',
-    'CALC1.OUT.CAPTURE=Mean',
-    'FMC_IN.VAL1.CAPTURE=Mean',
-    'FMC_IN.VAL2.CAPTURE=Mean',
-    'PCAP.BITS1.CAPTURE=Value',
-    'PCAP.TS_TRIG.CAPTURE=Value'
-  ])
+  t.same(box.lines(at), TST_XAS_PREPARE_LINES)
   const keys = await panda.describeCollect()
   t.same(Object.keys(keys), ['panda1-calc1_out-mean', 'panda1-fmc_in_val1-mean', 'panda1-fmc_in_val2-mean', 'panda1-pcap_bits1-value', 'panda1-pcap_ts_trig-value'])
   t.match(keys['panda1-pcap_bits1-value'], { dtype: 'integer', dtype_numpy: '<u4' })

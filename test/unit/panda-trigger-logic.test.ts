@@ -8,6 +8,7 @@ import {
   blockInstance, checkWrite, completeTimeoutMs, outputsOfKind, seqRow, seqTableNumbers, seqTableTrigger, timeValue,
   tomographyTrigger, triggerSetup, writeLine, xasTrigger, type PandaTriggerSetup
 } from '../../src/panda/index.js'
+import { TST_XAS_PREPARE_LINES } from '../fixtures/panda-trigger/tst-xas.js'
 
 const TST = { countsPerRev: 8000, encoderPolarity: -1, maxDataRateBytesPerS: 50e6 } as const
 const PLUS = { ...TST, encoderPolarity: 1 } as const
@@ -75,39 +76,7 @@ t.test('tomography follows the encoder: START in counts, Negative when INENC cou
 
 t.test("XAS as TST's saved layout: CALC1 flips the sign, START=22, WIDTH=4000, clock 10 ms / 9.999 ms", async t => {
   const s = xasTrigger({ npoints: 1000, totalTime: 10, startDeg: 0, endDeg: 180, runUpDeg: 1 }, TST)
-  t.same(lines(s), [
-    'PCOMP1.ENABLE=ZERO',
-    '*CAPTURE=',
-    'CALC1.INPA=INENC1.VAL',
-    'CALC1.INPB=ZERO',
-    'CALC1.INPC=ZERO',
-    'CALC1.INPD=ZERO',
-    'CALC1.TYPEA=-Value',
-    'CALC1.SHIFT=0',
-    'PCOMP1.INP=CALC1.OUT',
-    'PCOMP1.RELATIVE=Relative',
-    'PCOMP1.DIR=Positive',
-    'PCOMP1.PRE_START=0',
-    'PCOMP1.START=22',
-    'PCOMP1.WIDTH=4000',
-    'PCOMP1.STEP=4001',
-    'PCOMP1.PULSES=1',
-    'CLOCK1.ENABLE=PCAP.ACTIVE',
-    'CLOCK1.PERIOD.UNITS=ms',
-    'CLOCK1.PERIOD=10',
-    'CLOCK1.WIDTH.UNITS=ms',
-    'CLOCK1.WIDTH=9.999',
-    'PCAP.ENABLE=PCOMP1.OUT',
-    'PCAP.GATE=CLOCK1.OUT',
-    'PCAP.TRIG=CLOCK1.OUT',
-    'PCAP.TRIG_EDGE=Falling',
-    'TTLOUT1.VAL=CLOCK1.OUT',
-    'CALC1.OUT.CAPTURE=Mean',
-    'FMC_IN.VAL1.CAPTURE=Mean',
-    'FMC_IN.VAL2.CAPTURE=Mean',
-    'PCAP.BITS1.CAPTURE=Value',
-    'PCAP.TS_TRIG.CAPTURE=Value'
-  ])
+  t.same(lines(s), TST_XAS_PREPARE_LINES)
   t.same(s.kickoffWrites.map(writeLine), ['PCOMP1.ENABLE=ONE'])
   t.same(s.stopWrites.map(writeLine), ['PCOMP1.ENABLE=ZERO'])
   t.equal(s.rowBytes, 36, 'the 36-byte XAS row: 4 doubles and one uint32')
