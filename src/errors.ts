@@ -57,6 +57,14 @@ export const ErrorCode = {
   CANCELLED: 'FLY_ERR_CANCELLED',
   /** The PandA control port answered a command with `ERR <message>` (the message names the command and the box's text). */
   PANDA_CONTROL_ERR: 'FLY_ERR_PANDA_CONTROL',
+  /** A detector (camera) reported an error state, refused a setting, or did not reach the state it was sent to. */
+  DETECTOR: 'FLY_ERR_DETECTOR',
+  /** Frames were lost: UniqueId gaps, a full frame ring, or fewer frames than the camera counted or was triggered for. */
+  FRAMES_DROPPED: 'FLY_ERR_FRAMES_DROPPED',
+  /** A fly scan made no progress (frames, rows or motion) for longer than its stall timeout (derived from TriggerInfo). */
+  STALLED: 'FLY_ERR_STALLED',
+  /** The file system ran out of space (ENOSPC, EDQUOT) while writing data; what was flushed before stays readable. */
+  DISK_FULL: 'FLY_ERR_DISK_FULL',
   /** Anything that is not one of ours, after crossing a thread. */
   UNKNOWN: 'FLY_ERR_UNKNOWN'
 } as const

@@ -2,3 +2,7 @@ export * from './protocols.js'
 export { Device, type ConnectOptions, type ConnectFailure } from './device.js'
 export { Signal, SignalR, SignalW, SignalRW, SignalX, softSignalRW, softSignalRAndSetter, softSignalX, withTimeout, type SoftSignalOptions } from './signal.js'
 export { realClock, VirtualClock, type Clock } from './clock.js'
+export {
+  DETECTOR_TRIGGERS, checkTriggerInfo, framesFor, stallTimeoutMs,
+  type DetectorTrigger, type TriggerInfo, type DetectorController, type DetectorWriter, type FrameCounters
+} from './detector.js'
