@@ -86,6 +86,8 @@ export interface ComposeStopOptions {
   readonly exitStatus: ExitStatus
   readonly reason?: string
   readonly time?: number
+  /** Keys added to the document (event-model allows keys without '.' or '/'; run_stop's own fields are refused). */
+  readonly extra?: Readonly<Record<string, unknown>>
 }
 
 export interface RunBundle {
@@ -111,6 +113,8 @@ const DTYPES: ReadonlySet<string> = new Set<Dtype>(['string', 'number', 'array',
 const EXIT_STATUSES: ReadonlySet<string> = new Set<ExitStatus>(['success', 'abort', 'fail'])
 /** event-model forbids '.' and '/' in the keys of start, descriptor and stop documents (and of objects in them). */
 const BAD_KEY = /[./]/
+/** run_stop's own fields: extra keys may not replace them. */
+const STOP_FIELDS: ReadonlySet<string> = new Set(['uid', 'time', 'run_start', 'exit_status', 'reason', 'num_events', 'data_type'])
 
 function badInput (message: string, details: Record<string, string | number | boolean | null> = {}): FlyScanError {
   return new FlyScanError(ErrorCode.BAD_INPUT, message, { details })
@@ -257,7 +261,14 @@ export function composeRun (options: ComposeRunOptions = {}): RunBundle {
       assertOpen(run, 'run_stop')
       if (!EXIT_STATUSES.has(opts.exitStatus)) throw badInput(`run_stop: exit_status ${JSON.stringify(opts.exitStatus)} must be one of success, abort, fail`, { exitStatus: String(opts.exitStatus) })
       if (opts.reason !== undefined && typeof opts.reason !== 'string') throw badInput('run_stop: reason must be a string')
+      const extra = opts.extra ?? {}
+      for (const key of Object.keys(extra)) {
+        if (BAD_KEY.test(key) || key === '' || STOP_FIELDS.has(key)) {
+          throw badInput(`run_stop: extra key ${JSON.stringify(key)} is not allowed (no '.' or '/', not one of ${[...STOP_FIELDS].join(', ')})`, { key })
+        }
+      }
       const doc: RunStop = {
+        ...extra,
         uid: newUid(),
         time: checkTime(opts.time ?? now(), 'run_stop'),
         run_start: run.runStart,

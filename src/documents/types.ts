@@ -133,6 +133,8 @@ export interface RunStop {
   readonly reason: string
   /** Stream name → number of events in that stream. */
   readonly num_events: Record<string, number>
+  /** Keys devices added (HasRunStopInfo), e.g. `timing`: event-model allows keys without '.' or '/'. */
+  readonly [extra: string]: unknown
 }
 
 export interface DocumentMap {

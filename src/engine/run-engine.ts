@@ -6,8 +6,8 @@
  * Never blocks: every wait is an await on a promise or on the injected clock.
  */
 import {
-  isCollectable, isConfigurable, isFlyable, isLocatable, isMovable, isPreparable, isReadable, isStageable,
-  isStoppable, isTriggerable, type Collectable, type Readable, type Reading
+  hasRunStopInfo, isCollectable, isConfigurable, isFlyable, isLocatable, isMovable, isPreparable, isReadable, isStageable,
+  isStoppable, isTriggerable, type Collectable, type HasRunStopInfo, type Readable, type Reading
 } from '../devices/index.js'
 import {
   composeRun, DocumentRouter, type DataKey, type DescriptorBundle, type DocumentCallback, type DocumentName,
@@ -143,6 +143,10 @@ export class RunEngine {
   #movers = new Set<Obj>()
   #staged: Obj[] = []
   #uncompleted = new Set<Obj>()
+  /** Flyers kicked off since the last cleanup: stopped by a cleanup that does not end in success. */
+  readonly #flown = new Set<Obj>()
+  /** Devices staged, prepared, kicked off or collected since the last run closed that add keys to run_stop. */
+  readonly #stopInfoSources = new Set<HasRunStopInfo>()
   #uncollected = new Set<Obj>()
 
   // Suspenders (engine-wide).
@@ -620,8 +624,17 @@ export class RunEngine {
 
   async #cleanup (exitStatus: ExitStatus, reason: string): Promise<void> {
     await this.#stopMovers(exitStatus === 'success')
+    // A run that ended badly stops every flyer it kicked off that can stop, completing or not (a fly scan aborted
+    // mid-way must not run to its end); a successful one (stop requested) lets the uncompleted ones complete.
+    const stopped = new Set<Obj>()
+    if (exitStatus !== 'success') {
+      for (const obj of this.#flown) {
+        if (isStoppable(obj)) { stopped.add(obj); await this.#bounded(`stop ${nameOf(obj)}`, () => obj.stop(false)) }
+      }
+    }
+    this.#flown.clear()
     for (const obj of [...this.#uncompleted]) {
-      if (isFlyable(obj)) await this.#bounded(`complete ${nameOf(obj)}`, () => obj.complete())
+      if (!stopped.has(obj) && isFlyable(obj)) await this.#bounded(`complete ${nameOf(obj)}`, () => obj.complete())
     }
     this.#uncompleted.clear()
     for (const obj of [...this.#uncollected]) {
@@ -653,6 +666,7 @@ export class RunEngine {
     })
     this.#on('stage', async (m) => {
       const obj = this.#need(m.obj, isStageable, 'Stageable', 'stage')
+      this.#touch(obj)
       if (this.#staged.includes(obj)) return
       await obj.stage()
       this.#staged.push(obj)
@@ -709,11 +723,14 @@ export class RunEngine {
     })
     this.#on('prepare', (m) => {
       const obj = this.#need(m.obj, isPreparable, 'Preparable', 'prepare')
+      this.#touch(obj)
       return this.#track(obj, obj.prepare(m.value), m.group)
     })
     this.#on('kickoff', (m) => {
       const obj = this.#need(m.obj, isFlyable, 'Flyable', 'kickoff')
+      this.#touch(obj)
       this.#uncompleted.add(obj)
+      this.#flown.add(obj)
       if (isCollectable(obj)) this.#uncollected.add(obj)
       return this.#track(obj, obj.kickoff(), m.group)
     })
@@ -828,6 +845,33 @@ export class RunEngine {
     return run.startDoc.uid
   }
 
+  /** Remember `obj` if it contributes to run_stop (HasRunStopInfo); asked when the run closes. */
+  #touch (obj: unknown): void {
+    if (hasRunStopInfo(obj)) this.#stopInfoSources.add(obj)
+  }
+
+  /**
+   * What the devices used in the run add to run_stop (e.g. a fly scan's timing report). A contribution that fails or
+   * clashes with another is logged and left out: closing the run must not fail because of it.
+   */
+  #runStopExtras (): Record<string, unknown> {
+    const extra: Record<string, unknown> = {}
+    for (const obj of this.#stopInfoSources) {
+      try {
+        const info = obj.runStopInfo()
+        if (info === undefined) continue
+        for (const [k, v] of Object.entries(info)) {
+          if (k in extra) this.#logger.warn(`run_stop: ${nameOf(obj)} and another device both add '${k}'; keeping the first`, { key: k })
+          else extra[k] = v
+        }
+      } catch (err) {
+        this.#logger.warn(`run_stop: ${nameOf(obj)}.runStopInfo() failed: ${messageOf(err)}`, { device: nameOf(obj) })
+      }
+    }
+    this.#stopInfoSources.clear()
+    return extra
+  }
+
   #closeRun (exitStatus: ExitStatus, reason: string): string {
     const run = this.#run as RunBundle
     this.#run = null
@@ -835,7 +879,8 @@ export class RunEngine {
     this.#resources.clear()
     this.#describeCache.clear()
     this.#msgCache = null
-    const stop = run.composeStop({ exitStatus, reason, time: this.#clock.now() })
+    const extra = this.#runStopExtras()
+    const stop = run.composeStop({ exitStatus, reason, time: this.#clock.now(), extra })
     this.router.emit('stop', stop)
     return run.startDoc.uid
   }

@@ -126,6 +126,18 @@ t.test('a descriptor with no events still appears in num_events', async t => {
   validateDocument('stop', stop)
 })
 
+t.test('run_stop carries extra keys (a timing report) and stays schema-valid; its own fields cannot be replaced', async t => {
+  const run = composeRun()
+  const timing = { verdict: 'ok', cameras: [{ name: 'manta1', expected: 21, received: 21 }], tsTrig: { p99: 3.2 } }
+  for (const key of ['reason', 'uid', 'num_events', 'exit_status', 'a.b', 'a/b', '']) {
+    expectBadInput(t, () => run.composeStop({ exitStatus: 'success', extra: { [key]: 1 } }), /extra key/, `extra key ${JSON.stringify(key)} refused`)
+  }
+  const stop = run.composeStop({ exitStatus: 'success', extra: { timing } })
+  t.same(stop.timing, timing)
+  t.equal(stop.exit_status, 'success')
+  validateDocument('stop', stop)
+})
+
 t.test('bad inputs are refused with BAD_INPUT naming the key', async t => {
   expectBadInput(t, () => composeRun({ metadata: { 'sample.name': 'x' } }), /"sample\.name"/, 'metadata key with a dot')
   expectBadInput(t, () => composeRun({ metadata: { sample: { 'a/b': 1 } } }), /"a\/b"/, 'nested metadata key with a slash')

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import { msg, RunEngine, VirtualClock, suspendOutsideRange, type Msg, type Plan, type RunEngineOptions } from '../../src/engine/index.js'
 import type { Document, DocumentName, RunStop } from '../../src/documents/index.js'
 import { isFlyScanError } from '../../src/errors.js'
+import { AsyncStatus } from '../../src/devices/index.js'
 import { FakeDetector, FakeMotor, FakeSignal, assetsFlyer, pagesFlyer } from './engine-fakes.js'
 import { documentErrors } from '../support/schemas.js'
 
@@ -357,6 +358,70 @@ t.test('SIGINT once pauses at the next checkpoint, twice aborts', async t => {
   t.equal(stopDoc().reason, 'done')
   un2()
   t.equal(target.listenerCount('SIGINT'), 0)
+})
+
+/** A Stoppable flyer that reports a timing summary into run_stop (HasRunStopInfo), as the fly-scan coordinator does. */
+class ReportingFlyer {
+  stopped: boolean | undefined
+  constructor (readonly name: string, private readonly clock: VirtualClock, readonly calls: string[]) {}
+  kickoff (): AsyncStatus { this.calls.push(`${this.name}.kickoff`); return AsyncStatus.resolved<void>(undefined) }
+  complete (): AsyncStatus { this.calls.push(`${this.name}.complete`); return new AsyncStatus(this.clock.sleep(5)) }
+  async stop (success = true): Promise<void> { this.calls.push(`${this.name}.stop(${String(success)})`); this.stopped = success }
+  runStopInfo (): Record<string, unknown> { return { timing: { verdict: this.stopped === false ? 'incomplete' : 'ok', frames: 3 } } }
+}
+
+t.test('devices add keys to run_stop (runStopInfo), on success and on abort; an aborted run stops its flyers', async t => {
+  for (const how of ['success', 'abort'] as const) {
+    const { RE, stopDoc, calls, clock, onMsg } = setup()
+    const flyer = new ReportingFlyer('fly', clock, calls)
+    function * plan (): Plan {
+      yield msg.openRun()
+      yield msg.kickoff(flyer)
+      yield msg.complete(flyer, { group: 'c' })
+      yield msg.wait('c')
+      yield msg.closeRun()
+    }
+    let ended: Promise<unknown> | undefined
+    if (how === 'abort') onMsg('complete', () => { ended = RE.abort('beam dump') })
+    const r = await RE.run(plan())
+    await ended
+    t.equal(r.outcome, how === 'success' ? 'completed' : 'aborted', how)
+    t.same(stopDoc().timing, { verdict: how === 'success' ? 'ok' : 'incomplete', frames: 3 }, `${how}: run_stop carries the flyer's timing`)
+    t.equal(stopDoc().exit_status, how === 'success' ? 'success' : 'abort')
+  }
+})
+
+t.test('an aborted run stops an uncompleted Stoppable flyer instead of completing it', async t => {
+  const { RE, stopDoc, calls, clock, onMsg } = setup()
+  const flyer = new ReportingFlyer('fly', clock, calls)
+  function * plan (): Plan {
+    yield msg.openRun()
+    yield msg.kickoff(flyer)
+    yield msg.sleep(10)
+    yield msg.closeRun()
+  }
+  onMsg('sleep', () => { RE.abort('operator abort').catch(() => {}) })
+  const r = await RE.run(plan())
+  t.equal(r.outcome, 'aborted')
+  t.same(calls, ['fly.kickoff', 'fly.stop(false)'], 'stopped, not completed')
+  t.equal(stopDoc().timing !== undefined, true)
+})
+
+t.test('a runStopInfo that throws is left out of run_stop; the run still closes', async t => {
+  const { RE, stopDoc, calls, clock } = setup()
+  const flyer = new ReportingFlyer('fly', clock, calls)
+  flyer.runStopInfo = () => { throw new Error('report not ready') }
+  function * plan (): Plan {
+    yield msg.openRun()
+    yield msg.kickoff(flyer)
+    yield msg.complete(flyer, { group: 'c' })
+    yield msg.wait('c')
+    yield msg.closeRun()
+  }
+  const r = await RE.run(plan())
+  t.equal(r.outcome, 'completed')
+  t.equal(stopDoc().exit_status, 'success')
+  t.equal('timing' in stopDoc(), false)
 })
 
 t.test('every document the engine emitted in the tests above is schema-valid', async t => {

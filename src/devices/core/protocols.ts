@@ -260,6 +260,15 @@ export interface Location<T = number> {
   readback: T
 }
 
+/**
+ * A device that adds keys to the run_stop document of a run it took part in (e.g. a fly scan's timing report as
+ * `timing`). Asked, synchronously, when the run closes, whatever the exit status. Keys may not contain '.' or '/'
+ * and may not be run_stop's own fields (event-model allows other keys in run_stop).
+ */
+export interface HasRunStopInfo extends HasName {
+  runStopInfo (): Record<string, unknown> | undefined
+}
+
 export type Unsubscribe = () => void
 
 /** Monitored values (for suspenders and live displays). */
@@ -318,6 +327,9 @@ export function isLocatable (x: unknown): x is Locatable<unknown> {
 }
 export function isSubscribable (x: unknown): x is Subscribable {
   return hasName(x) && hasMethods(x, 'subscribe', 'subscribeValue')
+}
+export function hasRunStopInfo (x: unknown): x is HasRunStopInfo {
+  return hasName(x) && hasMethods(x, 'runStopInfo')
 }
 export function hasHints (x: unknown): x is HasHints {
   return typeof x === 'object' && x !== null && typeof (x as { hints?: unknown }).hints === 'object' &&
