@@ -248,8 +248,10 @@ export function tomographyTrigger (p: TomographyParams, ctx: TriggerContext = de
  * - `CALCn = ±INENCn.VAL` so that CALCn.OUT counts up as the stage crosses the window (TST's stage needs the sign
  *   flip, `TYPEA=-Value`: encoderPolarity −1); `PCOMPn.INP = CALCn.OUT`, Relative, Positive,
  *   `START` = the run-up in counts, `WIDTH` = the window in counts, `PULSES = 1`.
- * - `CLOCKn.ENABLE = PCAP.ACTIVE`, `PERIOD = totalTime / npoints`, `WIDTH = PERIOD − clockResetTime` (in ms, whole
- *   8 ns ticks); `PCAP.GATE = PCAP.TRIG = CLOCKn.OUT`, Falling: one row per period, averaged over its high time.
+ * - `CLOCKn.ENABLE = PCOMPn.OUT`: the clock (and the camera on TTLOUTn) runs only while the window is open, its first
+ *   period starting as the window opens; `PERIOD = totalTime / npoints`, `WIDTH = PERIOD − clockResetTime` (in ms,
+ *   whole 8 ns ticks); `PCAP.GATE = PCAP.TRIG = CLOCKn.OUT`, Falling: one row per period, averaged over its high
+ *   time, and one camera frame per row.
  * - `PCAP.ENABLE = PCOMPn.OUT`: rows cover exactly the window, and the capture ends with `Ok` when it closes.
  *   (TST's saved layout has `PCOMP1.ACTIVE` with `PULSES=0`, which also captures the run-up and never ends by
  *   itself; docs/panda-device.md explains the change.)
@@ -300,7 +302,7 @@ export function xasTrigger (p: XasParams, ctx: TriggerContext = defaultTriggerCo
       // One pulse: STEP is never used, but a pulse train needs STEP > WIDTH.
       put(`${P}.STEP`, n.widthCounts + 1),
       put(`${P}.PULSES`, 1),
-      put(`${K}.ENABLE`, 'PCAP.ACTIVE'),
+      put(`${K}.ENABLE`, `${P}.OUT`),
       // Units before values: a value is read in the units set when it arrives.
       put(`${K}.PERIOD.UNITS`, 'ms'),
       put(`${K}.PERIOD`, timeValue(n.periodTicks, 'ms')),
