@@ -7,6 +7,11 @@
  *   ring.handoff_us         ring commit (capture worker) → read here
  *   hdf5.ring_to_disk_us    read here → the block holding the row was written to its datasets
  *   e2e.arrival_to_disk_us  socket arrival (capture worker) → the same
+ *
+ * And, when the acquisition captures PCAP.TS_TRIG, the trigger period it saw:
+ *   panda.ts_trig_delta_us  TS_TRIG of a row − TS_TRIG of the row before (same acquisition), in µs. The histogram
+ *                           keeps whole µs, exact below 2048 µs and to 3 significant digits above (a bucket of
+ *                           8 µs at a 10 ms period): ../../docs/timing.md.
  */
 import path from 'node:path'
 import { ErrorCode, FlyScanError, fromWire } from '../errors.js'
@@ -57,6 +62,25 @@ interface PendingBatch {
 
 const decoder = new TextDecoder()
 
+/** The dataset PCAP.TS_TRIG is captured into (columnsFor names a column `<FIELD>.<Capture>`). */
+export const TS_TRIG_COLUMN = 'PCAP.TS_TRIG.Value'
+export const TS_TRIG_DELTA_HISTOGRAM = 'panda.ts_trig_delta_us'
+
+/** µs per unit of TS_TRIG as the header gives it (PCAP.TS_TRIG.UNITS; the box's default is s). */
+const MICROSECONDS_PER: Readonly<Record<string, number>> = { s: 1e6, ms: 1e3, us: 1, µs: 1, min: 60e6 }
+
+/**
+ * Where TS_TRIG is in the columns and how to turn its values into µs; undefined when the acquisition does not capture
+ * it, or gives it in units not known here (the histogram is then not recorded).
+ */
+export function tsTrigColumn (columns: readonly ColumnSpec[]): { index: number, usPerUnit: number } | undefined {
+  const index = columns.findIndex((c) => c.name === TS_TRIG_COLUMN)
+  const c = columns[index]
+  if (c === undefined || c.dtype !== 'float64') return undefined
+  const usPerUnit = MICROSECONDS_PER[c.field.units ?? 's']
+  return usPerUnit === undefined ? undefined : { index, usPerUnit }
+}
+
 export type DrainResult = 'idle' | 'ended' | 'failed'
 
 export class PandaWriterLogic {
@@ -70,6 +94,9 @@ export class PandaWriterLogic {
   #columns: readonly ColumnSpec[] | undefined
   #acquisition = 0
   #rowsRead = 0
+  /** TS_TRIG's column and unit in this acquisition (undefined: not captured), and the last row's value (NaN: none yet). */
+  #tsTrig: { index: number, usPerUnit: number } | undefined
+  #lastTsTrig = Number.NaN
 
   constructor (options: WriterLogicOptions) {
     this.#ring = options.ring
@@ -148,6 +175,8 @@ export class PandaWriterLogic {
     this.#acquisition++
     this.#rowsRead = 0
     this.#columns = columnsFor(start)
+    this.#tsTrig = tsTrigColumn(this.#columns)
+    this.#lastTsTrig = Number.NaN
     const file = path.join(this.#opts.outDir, `${this.#opts.fileStem}-${this.#acquisition}.h5`)
     const columns = this.#columns
     const blockRows = blockRowsFor(this.#opts.blocks, columns.reduce((n, c) => n + c.elementBytes, 0))
@@ -170,7 +199,35 @@ export class PandaWriterLogic {
     this.#hist.recordMany('ring.handoff_us', (readNs - commitNs) / 1000, rows)
     this.#rowsRead += rows
     this.#pending.push({ rows, arrivalNs, readNs })
-    w.appendColumns(columnViews(columns, payload, rows), rows)
+    const views = columnViews(columns, payload, rows)
+    if (this.#tsTrig !== undefined) this.#recordTsTrig(views[this.#tsTrig.index] as Float64Array, rows, this.#tsTrig.usPerUnit)
+    w.appendColumns(views, rows)
+  }
+
+  /**
+   * Records the deltas between consecutive TS_TRIG values, carrying the last value across batches. Runs of the same
+   * whole-µs delta (a clock's rows) are recorded as one count: no allocation, one call into the histogram per run.
+   */
+  #recordTsTrig (ts: Float64Array, rows: number, usPerUnit: number): void {
+    let last = this.#lastTsTrig
+    let run = Number.NaN
+    let count = 0
+    for (let i = 0; i < rows; i++) {
+      const v = ts[i] as number
+      if (!Number.isNaN(last)) {
+        const delta = Math.round((v - last) * usPerUnit)
+        if (delta === run) {
+          count++
+        } else {
+          if (count > 0) this.#hist.recordMany(TS_TRIG_DELTA_HISTOGRAM, run, count)
+          run = delta
+          count = 1
+        }
+      }
+      last = v
+    }
+    if (count > 0) this.#hist.recordMany(TS_TRIG_DELTA_HISTOGRAM, run, count)
+    this.#lastTsTrig = last
   }
 
   #blockWritten (b: BlockWritten): void {
