@@ -126,6 +126,7 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
   #resources: Resource[] | undefined
   #emitted = 0
   #report: Watcher | undefined
+  #lastResult: PipelineResult | undefined
 
   constructor (options: HDFPandaOptions) {
     super()
@@ -148,6 +149,13 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
   /** The setup of the last prepare. */
   get setup (): PandaTriggerSetup | undefined { return this.#setup }
   get staged (): boolean { return this.#staged }
+  /**
+   * What the data pipeline of the last capture reported when it finished (files, rows, errors, latency histograms
+   * including `panda.ts_trig_delta_us`); undefined until a capture has finished or been stopped.
+   */
+  get lastResult (): PipelineResult | undefined { return this.#lastResult }
+  /** Rows on disk in the current capture (what the writer last reported). */
+  get rowsWritten (): number { return this.#acq.rowsWritten }
 
   /** Where the next prepare's file goes (e.g. `pathProviderFor(config.data)` and the run's metadata). */
   setPathProvider (provider: PathProvider, runMetadata?: RunMetadata): void {
@@ -328,6 +336,7 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
     this.#setup = setup
     this.#completeTimeoutMs = info.completeTimeoutMs ?? completeTimeoutMs(setup, this.timeouts.completeMarginMs)
     this.#acq = newAcquisition()
+    this.#lastResult = undefined
     this.#resources = undefined
     this.#emitted = 0
     this.#kickedOff = false
@@ -409,7 +418,7 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
     if (p === undefined) return
     p.stop()
     try {
-      await withTimeout(p.result(), this.timeouts.pipelineCloseTimeoutMs, `${this.#label()}: closing the data pipeline (${reason})`)
+      this.#lastResult = await withTimeout(p.result(), this.timeouts.pipelineCloseTimeoutMs, `${this.#label()}: closing the data pipeline (${reason})`)
     } catch {
       await p.destroy(reason)
     }
@@ -474,7 +483,9 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
   async #finishPipeline (pipeline: PandaPipeline): Promise<PipelineResult> {
     pipeline.stop()
     try {
-      return await withTimeout(pipeline.result(), this.timeouts.pipelineCloseTimeoutMs, `${this.#label()}: the data pipeline closing its file`)
+      const result = await withTimeout(pipeline.result(), this.timeouts.pipelineCloseTimeoutMs, `${this.#label()}: the data pipeline closing its file`)
+      this.#lastResult = result
+      return result
     } catch (err) {
       await pipeline.destroy('did not close in time')
       throw err

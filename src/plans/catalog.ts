@@ -6,9 +6,10 @@
  * list of names, and its default may be "every device labelled X" (`defaultLabel`).
  */
 import type { Plan } from '../engine/index.js'
-import { isMovable, isReadable, type Readable } from '../devices/index.js'
+import { isMovable, isReadable, type FlyScanDevice, type Readable } from '../devices/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import { count, gridScan, relScan, scan, type Motor, type PlanMetadata } from './scans.js'
+import { darkFlat, tomoFly, xasFly } from './tst.js'
 
 export type ParamKind = 'device' | 'devices' | 'number' | 'integer' | 'string' | 'boolean'
 
@@ -68,6 +69,19 @@ function numberArg (v: PlanArgValue | undefined): number {
   return v as number
 }
 
+/** A fly-scan coordinator argument: checked by the plan itself (it names what is missing). */
+function flyscan (v: PlanArgValue | undefined): FlyScanDevice {
+  return v as unknown as FlyScanDevice
+}
+
+function optionalNumber (v: PlanArgValue | undefined): number | undefined {
+  return typeof v === 'number' ? v : undefined
+}
+
+const FLYSCAN: PlanParam = {
+  name: 'flyscan', kind: 'device', required: false, defaultLabel: 'flyscans', help: 'the fly-scan coordinator (PandA, cameras, motor) to fly'
+}
+
 const DETECTORS: PlanParam = {
   name: 'detectors', kind: 'devices', required: false, defaultLabel: 'detectors', help: 'detectors to read, comma-separated names'
 }
@@ -83,6 +97,50 @@ function lineParams (what: string): PlanParam[] {
 }
 
 const CATALOG: readonly CatalogPlan[] = [
+  {
+    name: 'tomo_fly',
+    description: 'tomography fly scan: numImages frames over 180° at constant speed, one PandA row and one frame per image',
+    params: [
+      FLYSCAN,
+      { name: 'numImages', kind: 'integer', required: true, help: 'images over the 180° (the first at startDeg, the last at startDeg + 180)' },
+      { name: 'scanTime', kind: 'number', required: true, help: 'seconds the stage takes for the 180°' },
+      { name: 'startDeg', kind: 'number', required: false, default: 0, help: 'angle of the first image, degrees' },
+      { name: 'exposureTime', kind: 'number', required: false, help: 'camera exposure, seconds (default: a third of the time between images)' }
+    ],
+    build: (a, md) => tomoFly(flyscan(a.flyscan), {
+      numImages: numberArg(a.numImages), scanTime: numberArg(a.scanTime), startDeg: numberArg(a.startDeg), exposureTime: optionalNumber(a.exposureTime)
+    }, md)
+  },
+  {
+    name: 'xas_fly',
+    description: 'XAS fly scan: npoints PandA rows (ADC means, angle, TS_TRIG) over [startE, endE], one camera frame per row',
+    params: [
+      FLYSCAN,
+      { name: 'npoints', kind: 'integer', required: true, help: 'points (rows) over the range' },
+      { name: 'totalTime', kind: 'number', required: true, help: 'seconds to cross the range' },
+      { name: 'startE', kind: 'number', required: true, help: 'start of the range (TST passes energies to the stage as degrees)' },
+      { name: 'endE', kind: 'number', required: true, help: 'end of the range' },
+      { name: 'exposureTime', kind: 'number', required: false, help: 'camera exposure per point, seconds (default: half the point time)' }
+    ],
+    build: (a, md) => xasFly(flyscan(a.flyscan), {
+      npoints: numberArg(a.npoints), totalTime: numberArg(a.totalTime), startE: numberArg(a.startE), endE: numberArg(a.endE), exposureTime: optionalNumber(a.exposureTime)
+    }, md)
+  },
+  {
+    name: 'dark_flat',
+    description: 'dark frames (shutter closed, stream dark) then flat frames (shutter open, stream flat), cameras on their own clock',
+    params: [
+      FLYSCAN,
+      { name: 'numDark', kind: 'integer', required: true, help: 'dark frames per camera' },
+      { name: 'numFlat', kind: 'integer', required: true, help: 'flat frames per camera' },
+      { name: 'exposureTime', kind: 'number', required: false, default: 0.01, help: 'exposure per frame, seconds' },
+      { name: 'shutter', kind: 'device', required: false, help: 'a shutter to close (0) for the darks and open (1) for the flats' }
+    ],
+    build: (a, md) => darkFlat(flyscan(a.flyscan), {
+      numDark: numberArg(a.numDark), numFlat: numberArg(a.numFlat), exposureTime: numberArg(a.exposureTime),
+      ...(a.shutter === undefined ? {} : { shutter: a.shutter as object })
+    }, md)
+  },
   {
     name: 'count',
     description: 'read the detectors num times (bluesky count)',

@@ -25,12 +25,15 @@ function isDone (status: unknown): boolean {
 
 /**
  * Complete every flyer (one group, not waited on), and until all complete statuses are done: sleep `flushPeriod`,
- * collect each Collectable flyer into `streamName`. Then wait on the group (a failed complete is thrown into the
+ * collect each Collectable flyer (or each of `collectables`, when a coordinator completes for devices it drives)
+ * into `streamName`. Then wait on the group (a failed complete is thrown into the
  * plan here) and collect a last time. Returns the number of documents collected.
  */
-export function * collectWhileCompleting (flyers: readonly Obj[], options: { flushPeriod?: number, streamName?: string } = {}): Plan<number> {
+export function * collectWhileCompleting (
+  flyers: readonly Obj[], options: { flushPeriod?: number, streamName?: string, collectables?: readonly Obj[] } = {}
+): Plan<number> {
   const flushPeriod = options.flushPeriod ?? 0.5
-  const collectables = flyers.filter(isCollectable)
+  const collectables = options.collectables ?? flyers.filter(isCollectable)
   const group = newGroup('complete')
   const statuses: Status[] = []
   for (const f of flyers) statuses.push(yield * complete(f, { group }))

@@ -6,3 +6,7 @@ export {
   DETECTOR_TRIGGERS, checkTriggerInfo, framesFor, stallTimeoutMs,
   type DetectorTrigger, type TriggerInfo, type DetectorController, type DetectorWriter, type FrameCounters
 } from './detector.js'
+export {
+  checkFlyScanRequest,
+  type FlyScanDevice, type FlyScanRequest, type TomographyRequest as TomographyFlyRequest, type XasRequest as XasFlyRequest, type StillRequest
+} from './fly-scan.js'
