@@ -23,12 +23,16 @@
  *
  * HDF1 tracks the NDFileHDF5 state machine (FileWriteMode Single/Capture/Stream, Capture, NumCapture(d),
  * FullFileName, FileNumber with AutoIncrement, LazyOpen, WriteStatus/WriteMessage) as ADCore's NDPluginFile does,
- * but writes no file. FilePath is checked against the real filesystem (FilePathExists_RBV) and CreateDirectory
- * creates directories as ADCore does.
+ * and writes real HDF5 files in ADCore's default layout (hdf-file.ts): Stream appends each frame as it arrives and
+ * flushes at least every `iocWriter.simFlushPeriodMs` (and every NumFramesFlush frames), Capture buffers NumCapture
+ * frames and writes them in one file, Single writes a file per frame. FilePath is checked against the real
+ * filesystem (FilePathExists_RBV) and CreateDirectory creates directories as ADCore does.
  */
 import { mkdirSync, statSync } from 'node:fs'
+import { defaults } from '../../../config/index.js'
 import { ErrorCode, FlyScanError } from '../../errors.js'
-import { DbrBase, EPICS_EPOCH_OFFSET_S, type DbrValue } from '../../parsers/index.js'
+import { DbrBase, EPICS_EPOCH_OFFSET_S, epicsTimeFromMs, type DbrValue } from '../../parsers/index.js'
+import { openSimHdfFile, type SimFrameInfo, type SimFramePixels, type SimHdfTarget } from './hdf-file.js'
 import type { SimClock } from './pv.js'
 import { SimRecord, type RecordOptions, type SimPv } from './records.js'
 
@@ -332,6 +336,7 @@ export class SimCamera {
     }
     this.#arrayCallbacksRbv = cam.pair('ArrayCallbacks', enumOf('bo', ['Disable', 'Enable'], 1))[1]
     this.#cam = new PortRecords(cam, this.#portName, { dataType, driver: true })
+    this.#cam.setShape(this.width, this.height, dataType) // a driver knows its frame size before the first frame
     this.#acquire.onPut = (r) => this.#onAcquire(r.number)
 
     const image = new RecordSet(`${this.prefix}${options.image ?? d.image}`, clock)
@@ -555,7 +560,7 @@ export class SimCamera {
       this.#image.received(info, this.width, this.height)
       this.#arrayData.set(frame, { stampMs, always: true })
     }
-    if (this.#hdf.accepts(this.#portName)) this.#hdf.receive(info, this.width, this.height)
+    if (this.#hdf.accepts(this.#portName)) this.#hdf.receive(info, this.width, this.height, frame)
   }
 
   /** End the acquisition (all frames taken, or Acquire=0): Idle, Acquire back to Done, writes resolve. */
@@ -664,11 +669,31 @@ class PluginRecords extends PortRecords {
   }
 }
 
+/** A frame the HDF plugin received: its identity, shape and pixels (the pool's frame, by reference). */
+interface ReceivedFrame {
+  readonly info: ArrayInfo
+  readonly width: number
+  readonly height: number
+  readonly pixels: SimFramePixels
+}
+
+function errorReason (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** The NDArray's default attributes as NDFileHDF5 stores them (UniqueId, timeStamp, EPICS time stamp). */
+function frameAttributes (info: ArrayInfo): SimFrameInfo {
+  const epics = epicsTimeFromMs(info.stampMs)
+  return { uniqueId: info.uniqueId, timeStamp: info.stampMs / 1000 - EPICS_EPOCH_OFFSET_S, epicsSec: epics.secPastEpoch, epicsNsec: epics.nsec }
+}
+
 /**
- * The NDFileHDF5 plugin's state, as ADCore's NDPluginFile runs it (Capture, FileWriteMode, NumCapture(d), file
- * names and numbers), without writing files.
+ * The NDFileHDF5 plugin, as ADCore's NDPluginFile runs it (Capture, FileWriteMode, NumCapture(d), file names and
+ * numbers), writing real files (hdf-file.ts). Write errors set WriteStatus to Write error and WriteMessage to the
+ * reason, as NDPluginFile does; a frame that could not be written is not counted.
  */
 class HdfPlugin extends PluginRecords {
+  readonly #clock: SimClock
   readonly #filePath: SimRecord
   readonly #filePathRbv: SimRecord
   readonly #filePathExists: SimRecord
@@ -690,14 +715,24 @@ class HdfPlugin extends PluginRecords {
   readonly #writeStatus: SimRecord
   readonly #writeMessage: SimRecord
   readonly #lazyOpenRbv: SimRecord
-  #hasArray = false
+  readonly #numFramesChunksRbv: SimRecord
+  readonly #numFramesFlushRbv: SimRecord
+  readonly #swmrModeRbv: SimRecord
+  readonly #swmrActive: SimRecord
   #capturing = false
   #lazy = false
-  #fileOpen = false
+  /** The last frame received (Single mode's WriteFile writes it; its shape sizes a new file). */
+  #last: ReceivedFrame | undefined
+  /** Capture mode: copies of the frames captured, written when the buffer is full (AutoSave) or on WriteFile. */
+  #buffer: ReceivedFrame[] = []
+  /** Stream mode: the open file. */
+  #file: SimHdfTarget | undefined
+  #cancelFlush: (() => void) | undefined
   #waiters: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
 
   constructor (set: RecordSet, sourcePort: string, dataType: CameraDataType) {
     super(set, 'FileHDF1', 'NDFileHDF5', sourcePort, dataType)
+    this.#clock = set.clock
     ;[this.#filePath, this.#filePathRbv] = set.pair('FilePath', longString())
     this.#filePath.onPut = () => { this.#checkPath(true) }
     this.#filePathExists = set.rbv('FilePathExists_RBV', { type: 'bi', znam: 'No', onam: 'Yes', zsv: 'MAJOR', value: 0 })
@@ -719,32 +754,36 @@ class HdfPlugin extends PluginRecords {
     this.#writeStatus = set.rbv('WriteStatus', { type: 'bi', znam: 'Write OK', onam: 'Write error', osv: 'MAJOR', value: 0 })
     this.#writeMessage = set.rbv('WriteMessage', longString())
     this.#lazyOpenRbv = set.pair('LazyOpen', enumOf('bo', ['No', 'Yes']))[1]
-    // NDFileHDF5 settings: stored and read back; the simulation writes no file, so they change nothing.
-    set.pair('NumFramesChunks', { type: 'longout', value: 1 })
+    // NDFileHDF5 settings. NumFramesChunks, NumFramesFlush and SWMRMode shape the file; the others are stored only.
+    this.#numFramesChunksRbv = set.pair('NumFramesChunks', { type: 'longout', value: 1 })[1]
     set.pair('NumRowChunks', { type: 'longout', value: 0 })
     set.pair('NumColChunks', { type: 'longout', value: 0 })
     set.pair('ChunkSizeAuto', enumOf('bo', ['No', 'Yes'], 1))
-    set.pair('NumFramesFlush', { type: 'longout', value: 0 })
+    this.#numFramesFlushRbv = set.pair('NumFramesFlush', { type: 'longout', value: 0 })[1]
     set.pair('NumExtraDims', { type: 'longout', value: 0 })
     set.pair('Compression', enumOf('mbbo', COMPRESSIONS))
-    set.pair('SWMRMode', enumOf('bo', ['Off', 'On']))
+    this.#swmrModeRbv = set.pair('SWMRMode', enumOf('bo', ['Off', 'On']))[1]
     set.rbv('SWMRSupported_RBV', { type: 'bi', znam: 'Not Supported', onam: 'Supported', value: 1 })
-    set.rbv('SWMRActive_RBV', { type: 'bi', znam: 'Off', onam: 'Active', value: 0 })
+    this.#swmrActive = set.rbv('SWMRActive_RBV', { type: 'bi', znam: 'Off', onam: 'Active', value: 0 })
     set.pair('XMLFileName', longString())
     set.pair('PositionMode', enumOf('bo', ['Off', 'On']))
     set.pair('StoreAttr', enumOf('bo', ['No', 'Yes']))
     set.pair('StorePerform', enumOf('bo', ['No', 'Yes']))
-    set.add('FlushNow', enumOf('bo', ['Done', 'Flush'])).onPut = (r) => { r.set(0) }
+    set.add('FlushNow', enumOf('bo', ['Done', 'Flush'])).onPut = (r) => {
+      if (r.number !== 0) this.#flush()
+      r.set(0)
+    }
   }
 
   /** A frame arrived (callbacks on, port matching): readbacks, then the file logic of NDPluginFile. */
-  receive (info: ArrayInfo, width: number, height: number): void {
-    this.#hasArray = true
+  receive (info: ArrayInfo, width: number, height: number, pixels: DbrValue): void {
+    const frame: ReceivedFrame = { info, width, height, pixels: pixels as SimFramePixels }
+    this.#last = frame
     // Like NDPluginFile, the plugin counts only the arrays it saves.
     this.received(info, width, height, false)
     const mode = this.#fileWriteModeRbv.text
     if (mode === 'Single') {
-      if (this.#autoSaveRbv.number === 1) this.#writeSingle()
+      if (this.#autoSaveRbv.number === 1) this.#writeSingle(frame)
       return
     }
     if (!this.#capturing) return
@@ -754,6 +793,8 @@ class HdfPlugin extends PluginRecords {
       let n = captured
       if (n < numCapture) {
         n++
+        // The pool's frames are reused: the buffer keeps copies.
+        this.#buffer.push({ ...frame, pixels: frame.pixels.slice() })
         this.#numCaptured.set(n)
         this.#countSaved()
       }
@@ -764,14 +805,19 @@ class HdfPlugin extends PluginRecords {
       return
     }
     // Stream: the file opens at the first frame if LazyOpen was on when Capture started; a frame that cannot be
-    // written (no directory) is not counted and capture goes on, as NDPluginFile does.
-    if (!this.#fileOpen && !this.#openFile()) return
+    // written (no directory, a write error) is not counted and capture goes on, as NDPluginFile does.
+    if (this.#file === undefined && !this.#openFile()) return
+    const file = this.#file as SimHdfTarget
+    if (!this.#append(file, frame)) return
     this.#countSaved()
     this.#numCaptured.set(captured + 1)
+    this.#flushSoon(file)
     if (captured + 1 === numCapture) this.#stopStream()
   }
 
   close (err: Error): void {
+    this.#closeFile()
+    this.#buffer = []
     const waiters = this.#waiters
     this.#waiters = []
     for (const w of waiters) w.reject(err)
@@ -799,8 +845,9 @@ class HdfPlugin extends PluginRecords {
       this.#capture.set(0)
     }
     if (mode === 'Single') return refuse('ERROR: capture not supported in Single mode')
-    if (!this.#hasArray && (mode === 'Capture' || !this.#lazy)) return refuse('ERROR, must collect an array to get dimensions first')
+    if (this.#last === undefined && (mode === 'Capture' || !this.#lazy)) return refuse('ERROR, must collect an array to get dimensions first')
     this.#numCaptured.set(0)
+    this.#buffer = []
     if (mode === 'Stream') {
       if (!this.#lazy && !this.#openFile()) {
         this.#capture.set(0)
@@ -814,20 +861,104 @@ class HdfPlugin extends PluginRecords {
     return new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))
   }
 
-  /** Open a file: FullFileName from the template, then FileNumber+1 with AutoIncrement; false when the path is missing. */
+  /**
+   * Open a file for frames shaped as the last one: FullFileName from the template, then FileNumber+1 with
+   * AutoIncrement. False (WriteStatus error, WriteMessage why) when the directory is missing or HDF5 refuses the file.
+   */
   #openFile (): boolean {
     if (!this.#checkPath(false)) {
       this.#status(1, `Error opening file: directory does not exist: ${this.#filePathRbv.text}`)
       return false
     }
-    this.#fullFileName.set(this.#nextFileName())
+    const name = this.#nextFileName()
+    this.#fullFileName.set(name)
     if (this.#autoIncrementRbv.number === 1) {
       const next = this.#fileNumberRbv.number + 1
       this.#fileNumber.set(next)
       this.#fileNumberRbv.set(next)
     }
-    this.#fileOpen = true
+    const last = this.#last
+    if (last === undefined) {
+      this.#status(1, 'ERROR, must collect an array to get dimensions first')
+      return false
+    }
+    const swmr = this.#swmrModeRbv.number === 1
+    const layout = {
+      width: last.width,
+      height: last.height,
+      dataType: last.info.dataType,
+      framesPerChunk: Math.max(this.#numFramesChunksRbv.number, 1),
+      swmr
+    }
+    try {
+      const file: SimHdfTarget = openSimHdfFile(name, layout, (message) => { this.#openFailedLater(file, message) })
+      this.#file = file
+    } catch (err) {
+      this.#status(1, `Error opening file ${name}: ${errorReason(err)}`)
+      return false
+    }
+    this.#swmrActive.set(swmr ? 1 : 0)
     return true
+  }
+
+  /** A file opened before h5wasm was loaded could not be created once it was. */
+  #openFailedLater (file: SimHdfTarget, message: string): void {
+    this.#status(1, `Error opening file ${file.path}: ${message}`)
+    if (this.#file !== file) return
+    this.#file = undefined
+    this.#swmrActive.set(0)
+    if (this.#capturing) this.#stopStream()
+  }
+
+  /** Append one frame; false (WriteStatus error, WriteMessage why) if HDF5 refused it. */
+  #append (file: SimHdfTarget, frame: ReceivedFrame): boolean {
+    try {
+      file.append(frame.pixels, frameAttributes(frame.info))
+      return true
+    } catch (err) {
+      this.#status(1, `Error writing file ${file.path}: ${errorReason(err)}`)
+      return false
+    }
+  }
+
+  /** Flush every NumFramesFlush frames, and at most simFlushPeriodMs after any frame not yet flushed. */
+  #flushSoon (file: SimHdfTarget): void {
+    const every = this.#numFramesFlushRbv.number
+    if (every > 0 && file.frames % every === 0) {
+      this.#flush()
+      return
+    }
+    this.#cancelFlush ??= this.#clock.setTimer(() => {
+      this.#cancelFlush = undefined
+      this.#flush()
+    }, defaults.iocWriter.simFlushPeriodMs)
+  }
+
+  #flush (): void {
+    this.#cancelFlush?.()
+    this.#cancelFlush = undefined
+    const file = this.#file
+    if (file === undefined) return
+    try {
+      file.flush()
+    } catch (err) {
+      this.#status(1, `Error flushing file ${file.path}: ${errorReason(err)}`)
+    }
+  }
+
+  /** Close the open file, if any; a failure goes to WriteStatus and WriteMessage. */
+  #closeFile (): void {
+    this.#cancelFlush?.()
+    this.#cancelFlush = undefined
+    const file = this.#file
+    if (file === undefined) return
+    this.#file = undefined
+    this.#swmrActive.set(0)
+    try {
+      file.close()
+    } catch (err) {
+      this.#status(1, `Error closing file ${file.path}: ${errorReason(err)}`)
+    }
   }
 
   #nextFileName (): string {
@@ -835,7 +966,7 @@ class HdfPlugin extends PluginRecords {
   }
 
   #stopStream (): void {
-    this.#fileOpen = false
+    this.#closeFile()
     this.#writeFileRbv.set(0)
     this.#endCapture()
   }
@@ -853,24 +984,38 @@ class HdfPlugin extends PluginRecords {
   #writeNow (): void {
     const mode = this.#fileWriteModeRbv.text
     if (mode === 'Single') {
-      if (this.#hasArray) this.#writeSingle()
+      const last = this.#last
+      if (last === undefined) return
+      // The pool frame may carry a later frame's UniqueId by now: write it as it was received.
+      const pixels = last.pixels.slice()
+      stampUniqueId(pixels, last.info.uniqueId)
+      this.#writeSingle({ ...last, pixels })
     } else if (mode === 'Capture') {
-      if (this.#numCaptured.number === 0) this.#status(1, 'ERROR, no capture buffer present')
+      if (this.#buffer.length === 0) this.#status(1, 'ERROR, no capture buffer present')
       else this.#writeBuffered()
     }
   }
 
-  #writeSingle (): void {
+  /** One file holding `frame`. */
+  #writeSingle (frame: ReceivedFrame): void {
     this.#writeFileRbv.set(1)
     this.#numCaptured.set(1)
-    if (this.#openFile()) this.#countSaved()
+    if (this.#openFile()) {
+      if (this.#append(this.#file as SimHdfTarget, frame)) this.#countSaved()
+      this.#closeFile()
+    }
     this.#writeFileRbv.set(0)
   }
 
+  /** One file holding the capture buffer; the buffer is freed. */
   #writeBuffered (): void {
     this.#writeFileRbv.set(1)
-    this.#openFile()
-    this.#fileOpen = false
+    if (this.#openFile()) {
+      const file = this.#file as SimHdfTarget
+      for (const frame of this.#buffer) if (!this.#append(file, frame)) break
+      this.#closeFile()
+    }
+    this.#buffer = []
     this.#numCaptured.set(0)
     this.#writeFileRbv.set(0)
   }
@@ -928,7 +1073,7 @@ function createPath (path: string, depth: number): void {
 }
 
 /** Write `id` into the first 4 bytes of a frame (little-endian uint32). */
-function stampUniqueId (frame: Uint8Array | Int16Array, id: number): void {
+function stampUniqueId (frame: Uint8Array | Int16Array | Uint16Array, id: number): void {
   if (frame instanceof Uint8Array) {
     frame[0] = id & 0xff
     frame[1] = (id >>> 8) & 0xff
