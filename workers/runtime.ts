@@ -13,7 +13,15 @@ export interface WorkerPort<Up, Down> {
   release (): void
 }
 
-export function startWorker<Data extends { kind: string }, Up, Down> (expectedKind: Data['kind']): { data: Data, port: WorkerPort<Up, Down> } {
+export interface StartWorkerOptions {
+  /**
+   * Run before a crashing worker exits, bounded by `timeoutMs`: a worker holding a Channel Access context destroys
+   * it here (a thread that exits with a live libca context crashes the process).
+   */
+  readonly beforeExit?: { readonly run: () => Promise<void>, readonly timeoutMs: number }
+}
+
+export function startWorker<Data extends { kind: string }, Up, Down> (expectedKind: Data['kind'], options: StartWorkerOptions = {}): { data: Data, port: WorkerPort<Up, Down> } {
   if (isMainThread || parentPort === null) {
     throw new FlyScanError(ErrorCode.BAD_INPUT, `the ${expectedKind} worker must be started as a worker thread`)
   }
@@ -22,7 +30,11 @@ export function startWorker<Data extends { kind: string }, Up, Down> (expectedKi
   if (data === null || typeof data !== 'object' || data.kind !== expectedKind) {
     throw new FlyScanError(ErrorCode.BAD_INPUT, `${expectedKind} worker: workerData.kind is ${String((data as { kind?: unknown } | null)?.kind)}`)
   }
+  let dying = false
   const die = (err: unknown): void => {
+    // A second failure while the first one's cleanup runs is not reported: the first is the cause.
+    if (dying) return
+    dying = true
     let wire: WireError
     try {
       wire = toWire(err)
@@ -33,7 +45,13 @@ export function startWorker<Data extends { kind: string }, Up, Down> (expectedKi
     try {
       parent.postMessage({ kind: 'error', error: wire })
     } finally {
-      process.exit(1)
+      const hook = options.beforeExit
+      if (hook === undefined) {
+        process.exit(1)
+      } else {
+        const bound = new Promise<void>((resolve) => setTimeout(resolve, hook.timeoutMs))
+        Promise.race([hook.run().catch(() => {}), bound]).finally(() => process.exit(1)).catch(() => {})
+      }
     }
   }
   process.on('uncaughtException', die)

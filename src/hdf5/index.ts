@@ -2,3 +2,5 @@
 export * from './layout.js'
 export * from './panda-writer.js'
 export * from './recover.js'
+export * from './frame-layout.js'
+export * from './frame-writer.js'

@@ -5,3 +5,11 @@ export {
   type PandaPipelineOptions, type PipelineResult, type PipelineEvents, type AcquisitionSummary
 } from './panda-pipeline.js'
 export { rowsRecordLayout, rowsForBudget, columnViews, readRowsHeader, writeRowsHeader, ROWS_HEADER_BYTES, type RowsRecordLayout } from './rows-record.js'
+export {
+  CameraCaptureLogic, FrameMeta, frameCounters,
+  type CameraCaptureLogicOptions, type CaptureCounters, type CaptureLogicEvents, type FrameUpdate
+} from './camera-capture-logic.js'
+export { FrameWriterLogic, type FrameWriterEvents, type FrameWriterLogicOptions, type FrameDrainResult } from './frame-writer-logic.js'
+export {
+  CameraPipeline, type CameraPipelineOptions, type CameraPipelineEvents, type CameraPipelineResult, type CameraCounters
+} from './camera-pipeline.js'

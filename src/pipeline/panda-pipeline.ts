@@ -66,7 +66,7 @@ export const CLEAN_END_REASONS: ReadonlySet<string> = new Set(['Ok', 'Disarmed']
  * Creates `dir` and its missing parents, one level at a time (Node's recursive mkdir was seen to spin forever on
  * a path under /proc). Throws FLY_ERR_BAD_INPUT naming the directory and the reason.
  */
-async function ensureDirectory (dir: string): Promise<void> {
+export async function ensureDirectory (dir: string): Promise<void> {
   const missing: string[] = []
   let at = path.resolve(dir)
   for (;;) {

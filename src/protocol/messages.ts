@@ -7,6 +7,7 @@
 import type { WireError } from '../errors.js'
 import type { DataOptions, EndData } from '../parsers/index.js'
 import type { EncodedHistograms } from '../metrics/index.js'
+import type { CaConfig } from '../config/index.js'
 
 /** Counters a worker reports with its histograms. */
 export type Counters = Readonly<Record<string, number>>
@@ -104,3 +105,84 @@ export interface EndRecord {
   readonly end: EndData
   readonly error: WireError | undefined
 }
+
+// ---------------------------------------------------------------- camera-capture
+
+/** What the camera-capture worker needs (docs/camera-pipeline.md). */
+export interface CameraCaptureData {
+  readonly kind: 'camera-capture'
+  /** Device name, for messages. */
+  readonly name: string
+  /** PV prefix, e.g. `XF:31ID1-ES{GigE-Cam:1}`; record-name parts of the driver and the image plugin. */
+  readonly prefix: string
+  readonly driver: string
+  readonly image: string
+  /** The Channel Access settings of the worker's own context. */
+  readonly ca: CaConfig
+  /** Frame-ring slots (a power of two); undefined to size by ringBytes within [minSlots, maxSlots]. */
+  readonly slots: number | undefined
+  readonly ringBytes: number
+  readonly minSlots: number
+  readonly maxSlots: number
+  readonly connectTimeoutMs: number
+  readonly pairTimeoutMs: number
+  readonly uniqueIdHistory: number
+  readonly progressPeriodMs: number
+}
+
+export type CameraCaptureDown =
+  | { readonly kind: 'stats', readonly id: number }
+  /** Stop: unsubscribe, publish what is pending, close the ring (the writer finishes the file), destroy the CA context, exit. */
+  | { readonly kind: 'close' }
+
+/** The capture counters (CaptureCounters of src/pipeline/camera-capture-logic.ts), as plain numbers (-1: none yet). */
+export interface CameraCaptureCounters {
+  readonly received: number
+  readonly dropped: number
+  readonly stale: number
+  readonly unpaired: number
+  readonly uniqueIdGaps: number
+  readonly firstUniqueId: number
+  readonly lastUniqueId: number
+}
+
+export type CameraCaptureUp =
+  /** The camera's frame shape is known and the frame ring made: the supervisor starts the writer on `ring`. */
+  | { readonly kind: 'shape', readonly width: number, readonly height: number, readonly dtype: string, readonly ring: SharedArrayBuffer }
+  /** Both monitors delivered their initial update: frames from now on are new. */
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'progress', readonly counters: CameraCaptureCounters }
+  | { readonly kind: 'error', readonly error: WireError }
+  | { readonly kind: 'stats', readonly id: number, readonly histograms: EncodedHistograms, readonly counters: Counters }
+  | { readonly kind: 'closed', readonly counters: CameraCaptureCounters }
+
+// ---------------------------------------------------------------- frame-writer
+
+export interface FrameWriterData {
+  readonly kind: 'frame-writer'
+  /** The frame ring (this worker is its consumer). */
+  readonly ring: SharedArrayBuffer
+  /** The file to create (its directory exists). */
+  readonly file: string
+  readonly width: number
+  readonly height: number
+  /** NDDataType name (UInt8, UInt16, ...). */
+  readonly dtype: string
+  readonly flushPeriodMs: number
+  readonly waitSliceMs: number
+  readonly diskReserveBytes: number
+}
+
+export type FrameWriterDown =
+  | { readonly kind: 'stats', readonly id: number }
+  | { readonly kind: 'flush', readonly id: number }
+
+export type FrameWriterUp =
+  /** The file is created (SWMR, empty datasets). */
+  | { readonly kind: 'ready', readonly file: string }
+  /** Frames on disk after a flush. */
+  | { readonly kind: 'progress', readonly framesWritten: number, readonly bytesWritten: number }
+  | { readonly kind: 'flushed', readonly id: number }
+  | { readonly kind: 'error', readonly error: WireError }
+  | { readonly kind: 'stats', readonly id: number, readonly histograms: EncodedHistograms, readonly counters: Counters }
+  | { readonly kind: 'closed', readonly file: string, readonly framesWritten: number, readonly bytesWritten: number }
