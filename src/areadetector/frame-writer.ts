@@ -1,0 +1,180 @@
+/**
+ * TstFlyFrameWriter: tst-fly's own frame writer as a DetectorWriter (src/devices/core/detector.ts). Frames come from
+ * the camera's standard-arrays plugin over Channel Access (`<prefix>image1:ArrayData`) and are written by tst-fly's
+ * workers (CameraPipeline, docs/camera-pipeline.md) into a file from the PathProvider, on the machine running
+ * tst-fly. The IOC-writer alternative (the IOC's HDF1 plugin writes) is IocHdfWriter.
+ *
+ * open() starts the pipeline and returns the data key; progress and counters come from the pipeline; close() ends the
+ * capture, waits for the file to be finished and rejects with the first failure (camera gone, disk full...);
+ * abort() stops now. `lastResult` keeps the last pipeline result (file, counters, latency) for the timing report.
+ */
+import { randomUUID } from 'node:crypto'
+import { pathToFileURL } from 'node:url'
+import { defaults } from '../../config/index.js'
+import type { CaConfig } from '../config/index.js'
+import type { DataKey, DetectorWriter, FrameCounters, StreamAsset } from '../devices/index.js'
+import { ErrorCode, FlyScanError } from '../errors.js'
+import { FRAME_DATASET, frameDtype } from '../hdf5/index.js'
+import type { PathProvider, RunMetadata } from '../paths/index.js'
+import { CameraPipeline, type CameraPipelineOptions, type CameraPipelineResult } from '../pipeline/index.js'
+
+export interface TstFlyFrameWriterOptions {
+  /** PV prefix, e.g. `XF:31ID1-ES{GigE-Cam:1}`. */
+  readonly prefix: string
+  /** Driver record-name part (default `cam1:`). */
+  readonly driver?: string
+  /** Standard-arrays plugin record-name part (default `image1:`). */
+  readonly image?: string
+  readonly ca: CaConfig
+  readonly pathProvider: PathProvider
+  readonly runMetadata?: RunMetadata
+  /** Frame-ring slots (power of two); default sized by defaults.camera.ringBytes. */
+  readonly slots?: number
+  readonly flushPeriodMs?: number
+}
+
+interface Opened {
+  readonly name: string
+  readonly pipeline: CameraPipeline
+  readonly framesPerEvent: number
+  readonly shape: readonly number[]
+  resource: string | undefined
+  emitted: number
+  datumCount: number
+  closing: Promise<void> | undefined
+}
+
+const NO_COUNTERS: FrameCounters = { received: 0, written: 0, dropped: 0, uniqueIdGaps: 0, firstUniqueId: undefined, lastUniqueId: undefined, bytesWritten: 0 }
+
+export class TstFlyFrameWriter implements DetectorWriter {
+  readonly #opts: TstFlyFrameWriterOptions
+  #opened: Opened | undefined
+  #lastResult: CameraPipelineResult | undefined
+
+  constructor (options: TstFlyFrameWriterOptions) {
+    if (typeof options.prefix !== 'string' || options.prefix === '') {
+      throw new FlyScanError(ErrorCode.BAD_INPUT, 'TstFlyFrameWriter: the camera prefix must be a non-empty string')
+    }
+    this.#opts = options
+  }
+
+  /** The last scan's pipeline result (file, counters, errors, latency), once close() or abort() finished. */
+  get lastResult (): CameraPipelineResult | undefined { return this.#lastResult }
+
+  /** The file of the scan in progress (or the last one). */
+  get file (): string | undefined { return this.#opened?.pipeline.file ?? this.#lastResult?.file }
+
+  async open (name: string, framesPerEvent: number, expectedFrames: number): Promise<Record<string, DataKey>> {
+    if (!Number.isInteger(framesPerEvent) || framesPerEvent < 1) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT, `${name}: framesPerEvent must be an integer >= 1 (got ${String(framesPerEvent)})`, { details: { device: name } })
+    }
+    if (this.#opened !== undefined && this.#opened.closing === undefined) {
+      throw new FlyScanError(ErrorCode.BAD_INPUT, `${name}: open() while the file ${this.#opened.pipeline.file} is still open (close() it first)`, { details: { device: name } })
+    }
+    const o = this.#opts
+    const info = o.pathProvider.getPath(name, o.runMetadata)
+    const pipelineOptions: CameraPipelineOptions = {
+      name,
+      prefix: o.prefix,
+      driver: o.driver,
+      image: o.image,
+      ca: o.ca,
+      file: info.path,
+      slots: o.slots,
+      expectedFrames,
+      flushPeriodMs: o.flushPeriodMs
+    }
+    const pipeline = await CameraPipeline.start(pipelineOptions)
+    const { width, height, dtype } = pipeline.shape
+    const shape = framesPerEvent > 1 ? [framesPerEvent, height, width] : [height, width]
+    this.#opened = { name, pipeline, framesPerEvent, shape, resource: undefined, emitted: 0, datumCount: 0, closing: undefined }
+    return {
+      [name]: {
+        source: `CA:${o.prefix}${o.image ?? defaults.camera.image}ArrayData`,
+        dtype: 'array',
+        shape,
+        dtype_numpy: frameDtype(dtype)?.numpy ?? '|u1',
+        external: 'STREAM:'
+      }
+    }
+  }
+
+  /** Events complete on disk: frames flushed / framesPerEvent. */
+  async getIndicesWritten (): Promise<number> {
+    const o = this.#opened
+    if (o === undefined) return 0
+    return Math.floor(o.pipeline.counters().written / o.framesPerEvent)
+  }
+
+  counters (): FrameCounters {
+    const o = this.#opened
+    if (o === undefined) return this.#lastResult?.counters ?? NO_COUNTERS
+    const c = o.pipeline.counters()
+    return {
+      received: c.received,
+      written: c.written,
+      dropped: c.dropped,
+      uniqueIdGaps: c.uniqueIdGaps,
+      firstUniqueId: c.firstUniqueId,
+      lastUniqueId: c.lastUniqueId,
+      bytesWritten: c.bytesWritten
+    }
+  }
+
+  /** stream_resource once per open(), then stream_datum for the events newly on disk, up to `indicesWritten`. */
+  async * collectStreamDocs (name: string, indicesWritten: number): AsyncIterable<StreamAsset> {
+    const o = this.#opened
+    if (o === undefined) return
+    if (o.resource === undefined) {
+      o.resource = randomUUID()
+      const { width, height } = o.pipeline.shape
+      yield ['stream_resource', {
+        uid: o.resource,
+        data_key: name,
+        mimetype: 'application/x-hdf5',
+        uri: pathToFileURL(o.pipeline.file).href.replace(/^file:\/\//, 'file://localhost'),
+        parameters: { dataset: FRAME_DATASET, chunk_shape: [1, height, width] }
+      }]
+    }
+    const stop = Math.min(indicesWritten, Math.floor(o.pipeline.counters().written / o.framesPerEvent))
+    if (stop <= o.emitted) return
+    const start = o.emitted
+    o.emitted = stop
+    yield ['stream_datum', {
+      uid: `${o.resource}/${o.datumCount++}`,
+      stream_resource: o.resource,
+      indices: { start, stop },
+      seq_nums: { start: start + 1, stop: stop + 1 }
+    }]
+  }
+
+  /**
+   * End the capture (frames already in the ring are written), wait for the file to be finished, and reject with the
+   * first failure the pipeline reported. Idempotent (a second call settles as the first).
+   */
+  async close (): Promise<void> {
+    const o = this.#opened
+    if (o === undefined) return
+    o.closing ??= (async () => {
+      o.pipeline.stop()
+      const result = await o.pipeline.result()
+      this.#lastResult = result
+      const first = result.errors[0]
+      if (first !== undefined) throw first
+    })()
+    await o.closing
+  }
+
+  /** Stop now: the workers are terminated, the file recovered readable. Never rejects; idempotent. */
+  async abort (reason: string): Promise<void> {
+    const o = this.#opened
+    if (o === undefined) return
+    if (o.closing === undefined) {
+      o.closing = (async () => {
+        await o.pipeline.destroy(reason)
+        this.#lastResult = await o.pipeline.result()
+      })()
+    }
+    await o.closing.catch(() => {})
+  }
+}
