@@ -14,8 +14,9 @@ import { bench as replay } from './replay.js'
 import { bench as engine } from './engine.js'
 import { bench as ca } from './ca.js'
 import { bench as pandaLive } from './panda-live.js'
+import { bench as analysis } from './analysis.js'
 
-export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca, pandaLive]
+export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca, pandaLive, analysis]
 
 export interface BenchReport {
   readonly schema: 'tst-fly-bench/1'
