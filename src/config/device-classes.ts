@@ -1,9 +1,11 @@
 /**
  * The device-class table: the class names a config file may use, the options each accepts, and the factory that
  * builds it. A class without a factory is "declared, not yet implemented": the loader validates its entries and
- * `createDevices` lists them as skipped. Later issues register EpicsMotor, ADVimba and HDFPanda factories here.
+ * `createDevices` lists them as skipped.
  */
 import { type Device, SimDetector, SimMotor } from '../devices/index.js'
+import { ADVimba, StandardDetector, TRIGGER_LINES } from '../areadetector/index.js'
+import { FlyScan } from '../fly/index.js'
 import { EpicsMotor } from '../epics/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import { HDFPanda } from '../panda/index.js'
@@ -26,7 +28,13 @@ export interface DeviceClass {
   /** Option keys besides name, prefix and labels, with their types; `required` lists the mandatory ones. */
   readonly options: Readonly<Record<string, OptionType>>
   readonly required?: readonly string[]
-  readonly create?: (entry: DeviceEntry) => Device
+  /**
+   * Builds the device. `resolve` finds a device the config created before this one, by name (a composite such as
+   * FlyScan names its parts); composites are created after every other class.
+   */
+  readonly create?: (entry: DeviceEntry, resolve: (name: string, option: string) => Device) => Device
+  /** Built from other devices (created last, after the devices it names). */
+  readonly composite?: boolean
 }
 
 export type DeviceClassTable = Map<string, DeviceClass>
@@ -79,9 +87,37 @@ export function defaultDeviceClasses (): DeviceClassTable {
       }
     }],
     ['ADVimba', {
-      description: 'Allied Vision camera via areaDetector ADVimba (declared, not yet implemented)',
+      description: 'Allied Vision camera via areaDetector ADVimba, a StandardDetector (src/areadetector/advimba.ts)',
       prefixRequired: true,
-      options: { driver: 'string', hdf: 'string', image: 'string' }
+      // deadtime: seconds of readout between frames (wins over the model's); the writer is set later (setWriter).
+      options: { driver: 'string', image: 'string', hdf: 'string', model: 'string', deadtime: 'number', triggerLine: 'number', stallMarginMs: 'number' },
+      create: (e) => {
+        const bad = (text: string): FlyScanError => new FlyScanError(ErrorCode.BAD_INPUT, `ADVimba ${e.name}: ${text}`, { details: { device: e.name } })
+        const str = (key: string): string | undefined => {
+          const v = e.options[key]
+          if (v === undefined) return undefined
+          if (typeof v !== 'string' || (key !== 'model' && v === '')) throw bad(`${key} must be a non-empty string`)
+          return v
+        }
+        const deadtime = num(e, 'deadtime')
+        const triggerLine = num(e, 'triggerLine')
+        const stallMarginMs = num(e, 'stallMarginMs')
+        if (deadtime !== undefined && !(deadtime >= 0 && deadtime < 1)) throw bad(`deadtime ${deadtime} must be seconds in [0, 1)`)
+        if (triggerLine !== undefined && !(TRIGGER_LINES as readonly number[]).includes(triggerLine)) {
+          throw bad(`triggerLine ${triggerLine} must be one of ${TRIGGER_LINES.join(', ')} (TriggerSource Line1..Line4)`)
+        }
+        if (stallMarginMs !== undefined && !(stallMarginMs >= 0)) throw bad(`stallMarginMs ${stallMarginMs} must be >= 0`)
+        return new ADVimba(String(e.prefix), {
+          name: e.name,
+          driver: str('driver'),
+          image: str('image'),
+          hdf: str('hdf'),
+          model: str('model'),
+          deadtime,
+          triggerLine,
+          ...(stallMarginMs === undefined ? {} : { timeouts: { stallMarginMs } })
+        })
+      }
     }],
     ['HDFPanda', {
       description: 'PandABox over its TCP control and data ports (src/panda/device.ts)',
@@ -105,6 +141,38 @@ export function defaultDeviceClasses (): DeviceClassTable {
             ...(polarity === undefined ? {} : { encoderPolarity: polarity }),
             ...(countsPerRev === undefined ? {} : { countsPerRev })
           }
+        })
+      }
+    }],
+    ['FlyScan', {
+      description: 'a fly-scan coordinator: the PandA, the cameras and the motor of one fly scan, flown together (src/fly/coordinator.ts)',
+      prefixRequired: false,
+      composite: true,
+      // panda, motor: device names; cameras: comma-separated device names (may be empty).
+      options: { panda: 'string', motor: 'string', cameras: 'string', failOnTimingProblems: 'boolean', xasRunUpDeg: 'number' },
+      required: ['panda', 'motor'],
+      create: (e, resolve) => {
+        const bad = (option: string, text: string): FlyScanError => new FlyScanError(ErrorCode.BAD_INPUT, `FlyScan ${e.name}: ${option}: ${text}`, { details: { device: e.name, option } })
+        const panda = resolve(String(e.options.panda), 'panda')
+        if (!(panda instanceof HDFPanda)) throw bad('panda', `${panda.name} is a ${panda.constructor.name}, not an HDFPanda`)
+        const motor = resolve(String(e.options.motor), 'motor')
+        if (!(motor instanceof EpicsMotor)) throw bad('motor', `${motor.name} is a ${motor.constructor.name}, not an EpicsMotor`)
+        const names = String(e.options.cameras ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '')
+        const cameras = names.map((n) => {
+          const camera = resolve(n, 'cameras')
+          if (!(camera instanceof StandardDetector)) throw bad('cameras', `${camera.name} is a ${camera.constructor.name}, not a camera (StandardDetector)`)
+          return camera
+        })
+        const fail = e.options.failOnTimingProblems
+        const runUp = num(e, 'xasRunUpDeg')
+        if (runUp !== undefined && !(runUp >= 0)) throw bad('xasRunUpDeg', `${runUp} must be degrees >= 0`)
+        return new FlyScan({
+          name: e.name,
+          panda,
+          motor,
+          cameras,
+          ...(typeof fail === 'boolean' ? { failOnTimingProblems: fail } : {}),
+          ...(runUp === undefined ? {} : { xasRunUpDeg: runUp })
         })
       }
     }]

@@ -5,6 +5,7 @@
  *   data: { provider: nsls2 | local | static, root: <dir>, path?: <file, static only> }
  *   ca: { addrList: "127.0.0.1:5064", autoAddrList: false, serverPort: 5064, maxArrayBytes: 100000000, libraryPath: ... }
  *   ioc: { ... }                                 # the simulated IOC's PVs; validated by src/sim/ioc, kept raw here
+ *   sim: { embedded: true, encoderMotor: <ioc motor prefix>, triggers: [{ ttlout: 1, camera: <ioc camera prefix>, line: 1 }], panda: { ... } }
  *   devices:
  *     SimMotor:                                   # a class from the device-class table
  *       - { name: sim_rot, labels: [motors], velocity: 90 }
@@ -48,6 +49,48 @@ export interface CaConfig {
   readonly libraryPath?: string
 }
 
+/** One wire of the simulated beamline: PandA TTLOUT `ttlout` drives trigger input `Line<line>` of a simulated camera. */
+export interface SimTriggerWire {
+  /** 1..10 */
+  readonly ttlout: number
+  /** The camera's prefix, as in ioc.cameras. */
+  readonly camera: string
+  /** 1..4: the camera's TriggerSource Line1..Line4. */
+  readonly line: number
+}
+
+/** The synthetic absorption edge on the simulated PandA's FMC_IN channels (src/sim/panda/adc.ts). */
+export interface SimAdcConfig {
+  readonly edgeDeg?: number
+  readonly widthDeg?: number
+  readonly i0Volts?: number
+  readonly muBelow?: number
+  readonly muJump?: number
+  readonly noise?: number
+}
+
+/** Options of the simulated PandA that make sense in a config file. */
+export interface SimPandaConfig {
+  /** Which INENC follows encoderMotor (1..4, default 1). */
+  readonly encoder?: number
+  /** Encoder counts per 360 motor units (default defaults.panda.encoderCountsPerRev, TST's 8000). */
+  readonly countsPerRev?: number
+  readonly adc?: SimAdcConfig
+}
+
+/**
+ * The `sim` section: how the simulated IOC and the simulated PandA are wired into one beamline (src/sim/beamline.ts,
+ * docs/sim-beamline.md).
+ */
+export interface SimConfig {
+  /** `tst-fly run` and `npm start` start the simulators in-process on free ports (default false). */
+  readonly embedded: boolean
+  /** The prefix of the ioc.motors entry the PandA's encoder follows (none: the encoder stays at 0). */
+  readonly encoderMotor: string | undefined
+  readonly triggers: readonly SimTriggerWire[]
+  readonly panda: SimPandaConfig
+}
+
 export interface FlyConfig {
   readonly file: string
   readonly metadata: Readonly<Record<string, MetadataValue>>
@@ -55,6 +98,8 @@ export interface FlyConfig {
   readonly ca: CaConfig
   /** The `ioc` section, unvalidated: only the simulated IOC reads it (src/sim/ioc/config.ts). */
   readonly ioc: unknown
+  /** The `sim` section: the simulated beamline's wiring (validated here, against the raw ioc section). */
+  readonly sim: SimConfig | undefined
   readonly devices: readonly DeviceEntry[]
 }
 
@@ -63,7 +108,15 @@ const CA_KEYS: Readonly<Record<keyof CaConfig, OptionType>> = {
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
-const TOP_KEYS = ['metadata', 'data', 'ca', 'ioc', 'devices']
+const TOP_KEYS = ['metadata', 'data', 'ca', 'ioc', 'devices', 'sim']
+const SIM_KEYS = ['embedded', 'encoderMotor', 'triggers', 'panda']
+const SIM_TRIGGER_KEYS = ['ttlout', 'camera', 'line']
+const SIM_PANDA_KEYS = ['encoder', 'countsPerRev', 'adc']
+const SIM_ADC_KEYS: ReadonlyArray<keyof SimAdcConfig> = ['edgeDeg', 'widthDeg', 'i0Volts', 'muBelow', 'muJump', 'noise']
+/** PandABox TTL outputs, camera trigger lines (a Manta's Line1..Line4), PandA encoders. */
+const TTLOUTS = 10
+const CAMERA_LINES = 4
+const ENCODERS = 4
 
 function isRecord (x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
@@ -129,6 +182,8 @@ export function parseConfig (doc: unknown, file: string, classes: DeviceClassTab
     else ca[k] = v as string | number | boolean
   }
 
+  const sim = doc.sim === undefined ? undefined : parseSim(doc.sim, doc.ioc, bad)
+
   const devices: DeviceEntry[] = []
   const seen = new Map<string, string>()
   if (doc.devices !== undefined && !isRecord(doc.devices)) bad('devices', `must be a mapping of device class to a list (got ${show(doc.devices)})`)
@@ -173,7 +228,104 @@ export function parseConfig (doc: unknown, file: string, classes: DeviceClassTab
       `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`,
       { details: { file, problems: problems.length } })
   }
-  return { file, metadata, data, ca: ca as CaConfig, ioc: doc.ioc, devices }
+  return { file, metadata, data, ca: ca as CaConfig, ioc: doc.ioc, sim, devices }
+}
+
+/** The `prefix` of each mapping in the raw `ioc.<list>` (the simulated IOC validates the rest of it). */
+function iocPrefixes (ioc: unknown, list: 'motors' | 'cameras'): string[] {
+  const items = isRecord(ioc) ? ioc[list] : undefined
+  if (!Array.isArray(items)) return []
+  return items.flatMap((item: unknown) => isRecord(item) && typeof item.prefix === 'string' ? [item.prefix] : [])
+}
+
+function integerIn (v: unknown, lo: number, hi: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi
+}
+
+/** Validate the `sim` section; its camera and motor prefixes must name entries of the `ioc` section. */
+function parseSim (raw: unknown, ioc: unknown, bad: (path: string, what: string) => void): SimConfig | undefined {
+  if (!isRecord(raw)) {
+    bad('sim', `must be a mapping with ${SIM_KEYS.join(', ')} (got ${show(raw)})`)
+    return undefined
+  }
+  for (const k of Object.keys(raw)) if (!SIM_KEYS.includes(k)) bad(`sim.${k}`, `unknown key; allowed: ${SIM_KEYS.join(', ')}`)
+  const motors = iocPrefixes(ioc, 'motors')
+  const cameras = iocPrefixes(ioc, 'cameras')
+  const list = (names: string[]): string => names.length === 0 ? 'none' : names.map((n) => JSON.stringify(n)).join(', ')
+
+  let embedded = false
+  if (raw.embedded !== undefined) {
+    if (typeof raw.embedded !== 'boolean') bad('sim.embedded', `must be true or false (got ${show(raw.embedded)})`)
+    else embedded = raw.embedded
+  }
+
+  let encoderMotor: string | undefined
+  if (raw.encoderMotor !== undefined) {
+    if (typeof raw.encoderMotor !== 'string') bad('sim.encoderMotor', `must be a motor prefix string (got ${show(raw.encoderMotor)})`)
+    else if (!motors.includes(raw.encoderMotor)) bad('sim.encoderMotor', `no motor with prefix ${JSON.stringify(raw.encoderMotor)} in ioc.motors (it has ${list(motors)})`)
+    else encoderMotor = raw.encoderMotor
+  }
+
+  const triggers: SimTriggerWire[] = []
+  if (raw.triggers !== undefined && !Array.isArray(raw.triggers)) {
+    bad('sim.triggers', `must be a list of { ttlout, camera, line } (got ${show(raw.triggers)})`)
+  } else {
+    const seen = new Map<string, string>()
+    ;(raw.triggers as unknown[] | undefined ?? []).forEach((item, i) => {
+      const at = `sim.triggers[${i}]`
+      if (!isRecord(item)) { bad(at, `must be a mapping { ttlout, camera, line } (got ${show(item)})`); return }
+      for (const k of Object.keys(item)) if (!SIM_TRIGGER_KEYS.includes(k)) bad(`${at}.${k}`, `unknown key; allowed: ${SIM_TRIGGER_KEYS.join(', ')}`)
+      const { ttlout, camera, line } = item
+      let ok = true
+      if (!integerIn(ttlout, 1, TTLOUTS)) { bad(`${at}.ttlout`, `must be a PandA TTLOUT number 1..${TTLOUTS} (got ${show(ttlout)})`); ok = false }
+      if (typeof camera !== 'string') { bad(`${at}.camera`, `must be a camera prefix string (got ${show(camera)})`); ok = false } else if (!cameras.includes(camera)) {
+        bad(`${at}.camera`, `no camera with prefix ${JSON.stringify(camera)} in ioc.cameras (it has ${list(cameras)})`)
+        ok = false
+      }
+      if (!integerIn(line, 1, CAMERA_LINES)) { bad(`${at}.line`, `must be a camera trigger line 1..${CAMERA_LINES} (TriggerSource Line1..Line${CAMERA_LINES}; got ${show(line)})`); ok = false }
+      if (!ok) return
+      const key = `${String(ttlout)} ${String(camera)} ${String(line)}`
+      const first = seen.get(key)
+      if (first !== undefined) { bad(at, `wires TTLOUT${String(ttlout)} to ${String(camera)} Line${String(line)} again (as ${first} does)`); return }
+      seen.set(key, at)
+      triggers.push({ ttlout: ttlout as number, camera: camera as string, line: line as number })
+    })
+  }
+
+  const panda: { encoder?: number, countsPerRev?: number, adc?: SimAdcConfig } = {}
+  if (raw.panda !== undefined && raw.panda !== null) {
+    if (!isRecord(raw.panda)) {
+      bad('sim.panda', `must be a mapping with ${SIM_PANDA_KEYS.join(', ')} (got ${show(raw.panda)})`)
+    } else {
+      const p = raw.panda
+      for (const k of Object.keys(p)) if (!SIM_PANDA_KEYS.includes(k)) bad(`sim.panda.${k}`, `unknown key; allowed: ${SIM_PANDA_KEYS.join(', ')}`)
+      if (p.encoder !== undefined) {
+        if (!integerIn(p.encoder, 1, ENCODERS)) bad('sim.panda.encoder', `must be an INENC number 1..${ENCODERS} (got ${show(p.encoder)})`)
+        else panda.encoder = p.encoder
+      }
+      if (p.countsPerRev !== undefined) {
+        if (!integerIn(p.countsPerRev, 1, Number.MAX_SAFE_INTEGER)) bad('sim.panda.countsPerRev', `must be a positive integer (got ${show(p.countsPerRev)})`)
+        else panda.countsPerRev = p.countsPerRev
+      }
+      if (p.adc !== undefined) {
+        if (!isRecord(p.adc)) {
+          bad('sim.panda.adc', `must be a mapping with ${SIM_ADC_KEYS.join(', ')} (got ${show(p.adc)})`)
+        } else {
+          const adc: Record<string, number> = {}
+          for (const [k, v] of Object.entries(p.adc)) {
+            const at = `sim.panda.adc.${k}`
+            if (!(SIM_ADC_KEYS as readonly string[]).includes(k)) bad(at, `unknown key; allowed: ${SIM_ADC_KEYS.join(', ')}`)
+            else if (typeof v !== 'number' || !Number.isFinite(v)) bad(at, `must be a finite number (got ${show(v)})`)
+            else if ((k === 'widthDeg' || k === 'i0Volts') && !(v > 0)) bad(at, `must be > 0 (got ${v})`)
+            else if (k === 'noise' && !(v >= 0 && v < 1)) bad(at, `must be in [0, 1) (got ${v})`)
+            else adc[k] = v
+          }
+          panda.adc = adc
+        }
+      }
+    }
+  }
+  return { embedded, encoderMotor, triggers, panda }
 }
 
 /** Read and validate a YAML config file. */
@@ -205,10 +357,26 @@ export interface CreatedDevices {
 export function createDevices (config: FlyConfig, classes: DeviceClassTable = defaultDeviceClasses()): CreatedDevices {
   const registry = new Registry<Device>()
   const skipped: Array<{ name: string, deviceClass: string }> = []
-  for (const entry of config.devices) {
+  const created = new Map<string, Device>()
+  const composite = (e: DeviceEntry): boolean => classes.get(e.deviceClass)?.composite === true
+  // Plain devices first, then the composites that name them.
+  for (const entry of [...config.devices.filter((e) => !composite(e)), ...config.devices.filter(composite)]) {
     const create = classes.get(entry.deviceClass)?.create
-    if (create === undefined) skipped.push({ name: entry.name, deviceClass: entry.deviceClass })
-    else registry.register(create(entry), entry.labels)
+    if (create === undefined) {
+      skipped.push({ name: entry.name, deviceClass: entry.deviceClass })
+      continue
+    }
+    const resolve = (name: string, option: string): Device => {
+      const found = created.get(name)
+      if (found !== undefined) return found
+      const known = [...created.keys()].join(', ')
+      const why = skipped.some((s) => s.name === name) ? `${name} is of a class not implemented yet` : `there is no device called ${name} (created: ${known})`
+      throw new FlyScanError(ErrorCode.BAD_INPUT, `${config.file}: ${entry.deviceClass} ${entry.name}: ${option}: ${why}`,
+        { details: { file: config.file, device: entry.name, option } })
+    }
+    const device = create(entry, resolve)
+    created.set(entry.name, device)
+    registry.register(device, entry.labels)
   }
   return { registry, skipped }
 }

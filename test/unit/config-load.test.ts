@@ -5,18 +5,26 @@ import { loadConfigFile, parseConfig, createDevices } from '../../src/config/ind
 import { REPO_ROOT } from '../support/h5py.js'
 import { isFlyScanError, ErrorCode } from '../../src/errors.js'
 import { SimMotor, SimDetector } from '../../src/devices/index.js'
+import { ADVimba } from '../../src/areadetector/index.js'
+import { FlyScan } from '../../src/fly/index.js'
 
 t.test('config/sim.yaml loads and builds its sim devices', async t => {
   const cfg = await loadConfigFile(join(REPO_ROOT, 'config', 'sim.yaml'))
   t.equal(cfg.metadata.beamline_id, 'tst')
   t.same(cfg.data, { provider: 'local', root: 'out/data' })
-  t.same(cfg.devices.map((d) => d.name), ['sim_rot', 'sim_det', 'rot_motor', 'manta1', 'manta2', 'panda1'])
+  t.same(cfg.devices.map((d) => d.name), ['sim_rot', 'sim_det', 'rot_motor', 'manta1', 'manta2', 'panda1', 'flyscan'])
   t.equal(cfg.devices.find((d) => d.name === 'panda1')?.options.host, '127.0.0.1')
   const { registry, skipped } = createDevices(cfg)
   t.ok(registry.find('sim_rot') instanceof SimMotor)
   t.ok(registry.find('sim_det') instanceof SimDetector)
   t.same(registry.findAll({ label: 'motors' }).map((d) => d.name), ['sim_rot', 'rot_motor'])
-  t.same(skipped.map((s) => s.name), ['manta1', 'manta2'])
+  t.same(skipped, [], 'every class in sim.yaml is implemented (ADVimba since issue 6)')
+  t.ok(registry.find('manta1') instanceof ADVimba)
+  const flyscan = registry.find('flyscan')
+  t.ok(flyscan instanceof FlyScan, 'the FlyScan composite is built from the devices it names')
+  t.equal((flyscan as FlyScan).panda, registry.find('panda1'))
+  t.equal((flyscan as FlyScan).motor, registry.find('rot_motor'))
+  t.same((flyscan as FlyScan).cameras.map((c) => c.name), ['manta1', 'manta2'])
   await registry.find('sim_rot').connect({ mock: true })
 })
 
@@ -82,4 +90,28 @@ t.test('the ca section: each key typed, unknown keys and bad values named by pat
   t.match(msg, /ca\.colour: unknown key; allowed: addrList, autoAddrList, serverPort, maxArrayBytes, libraryPath/)
   const notMap = (() => { try { parseConfig({ ca: 'x' }, 'd.yaml'); return undefined } catch (e) { return e } })()
   t.match((notMap as Error).message, /ca: must be a mapping \(got "x"\)/)
+})
+
+t.test('a FlyScan naming a missing or wrong device is refused naming the file, the entry and the option', async t => {
+  const base = {
+    metadata: { beamline_id: 'tst' },
+    data: { provider: 'local', root: '/tmp/x' },
+    devices: {
+      SimMotor: [{ name: 'sim_rot' }],
+      EpicsMotor: [{ name: 'rot_motor', prefix: 'XF:M' }],
+      HDFPanda: [{ name: 'panda1', prefix: 'P:', host: '127.0.0.1' }]
+    }
+  }
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ name: 'fly', panda: 'panda9', motor: 'rot_motor' }, /x\.yaml: FlyScan fly: panda: there is no device called panda9/],
+    [{ name: 'fly', panda: 'panda1', motor: 'sim_rot' }, /FlyScan fly: motor: sim_rot is a SimMotor, not an EpicsMotor/],
+    [{ name: 'fly', panda: 'panda1', motor: 'rot_motor', cameras: 'sim_rot' }, /FlyScan fly: cameras: sim_rot is a SimMotor, not a camera/],
+    [{ name: 'fly', panda: 'panda1', motor: 'rot_motor', xasRunUpDeg: -1 }, /xasRunUpDeg: -1 must be degrees >= 0/]
+  ]
+  for (const [entry, re] of cases) {
+    const cfg = parseConfig({ ...base, devices: { ...base.devices, FlyScan: [entry] } }, 'x.yaml')
+    t.throws(() => createDevices(cfg), re)
+  }
+  const ok = parseConfig({ ...base, devices: { FlyScan: [{ name: 'fly', panda: 'panda1', motor: 'rot_motor' }], ...base.devices } }, 'x.yaml')
+  t.ok(createDevices(ok).registry.find('fly') instanceof FlyScan, 'a composite listed before its parts is still built after them')
 })

@@ -267,10 +267,11 @@ t.test('the EpicsMotor config class builds the device; bad options are refused',
   const cls = defaultDeviceClasses().get('EpicsMotor')
   if (cls?.create === undefined) throw new Error('EpicsMotor has no factory')
   const entry = { deviceClass: 'EpicsMotor', name: 'rot_motor', prefix: PREFIX, labels: [], options: { velocity: 90 } }
-  const m = cls.create(entry)
+  const noOthers = (name: string): never => { throw new Error(`EpicsMotor names no other device (asked for ${name})`) }
+  const m = cls.create(entry, noOthers)
   t.ok(m instanceof EpicsMotor)
   t.equal(m.name, 'rot_motor')
   t.equal((m as EpicsMotor).velocity.source, `ca://${PREFIX}.VELO`)
-  t.throws(() => cls.create?.({ ...entry, options: { velocity: -1 } }), { code: ErrorCode.BAD_INPUT, message: /EpicsMotor rot_motor: velocity -1 must be > 0/ })
-  t.throws(() => cls.create?.({ ...entry, options: { moveTimeoutMarginMs: -5 } }), { message: /moveTimeoutMarginMs -5 must be >= 0/ })
+  t.throws(() => cls.create?.({ ...entry, options: { velocity: -1 } }, noOthers), { code: ErrorCode.BAD_INPUT, message: /EpicsMotor rot_motor: velocity -1 must be > 0/ })
+  t.throws(() => cls.create?.({ ...entry, options: { moveTimeoutMarginMs: -5 } }, noOthers), { message: /moveTimeoutMarginMs -5 must be >= 0/ })
 })
