@@ -13,7 +13,7 @@
  * Columns: the fields named by the descriptor's hints (`{ <object>: { fields: [...] } }`) when it has any, else
  * every data key in the descriptor's order (or `options.fields`). Columns have fixed widths (seq_num 9, time 10, data keys max(10, name length)), values right-aligned. Numbers use
  * the data key's precision (default 3), integers are printed whole. Array-shaped and external (`STREAM:`) keys are
- * not tabulated. Lines go to an injectable writer, so the table is testable and can go anywhere.
+ * not tabulated; a stream with nothing else gets one line instead of a table. Lines go to an injectable writer, so the table is testable and can go anywhere.
  */
 import {
   isDocument, unpackEventPage, type DataKey, type Document, type DocumentCallback, type DocumentName, type Event,
@@ -146,6 +146,11 @@ export class LiveTable {
       const dataKey = doc.data_keys[key]
       if (dataKey === undefined || !isTabulated(dataKey)) continue
       this.#columns.push({ key, width: Math.max(MIN_WIDTH, key.length), dataKey })
+    }
+    if (this.#columns.length === 0) {
+      // Every value is external (a fly scan's STREAM: keys) or an array: there is nothing to tabulate.
+      this.#write(`New stream: '${doc.name}' (${Object.keys(doc.data_keys).length} keys, all in files)`)
+      return
     }
     const widths = [SEQ_WIDTH, TIME_WIDTH, ...this.#columns.map((c) => c.width)]
     this.#border = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+'

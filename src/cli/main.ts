@@ -2,16 +2,16 @@
 /**
  * The tst-fly command. Subcommands:
  *   replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
- *   demo [--out <dir>]      what `npm start` runs: replays the bundled recording through the pipeline
+ *   demo [--config <yaml>]  what `npm start` runs: an XAS fly scan on the embedded simulated beamline
  *   run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
  *   plans                   lists the runnable plans with their arguments and defaults
  *   sim-ioc [--config <yaml>] [--port N]   the simulated IOC alone
  *   caget <pv...> | caput <pv> <value...> | camonitor <pv...>   Channel Access at a terminal
  *   ca-repeater [--port N] [--idle-exit <s>]   the CA repeater libca starts (libexec/caRepeater)
  *   sim-panda [--control-port N] [--data-port N] ...   the simulated PandA alone
+ *   sim-beamline [--config <yaml>] [--ca-port N] ...   the simulated IOC and PandA in one process, wired together
  *   record --host H [--data-port N] --out <file.bin> ...   a data-port stream, byte for byte
  */
-import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -24,10 +24,15 @@ import { SIM_PANDA_USAGE, simPandaCommand } from './sim-panda.js'
 import { cagetCommand, camonitorCommand, caputCommand } from './ca-tools.js'
 import { simIocCommand } from './sim-ioc.js'
 import { CA_REPEATER_USAGE, caRepeaterCommand } from './ca-repeater.js'
+import { SIM_BEAMLINE_USAGE, simBeamlineCommand } from './sim-beamline.js'
+
+/** The demo's XAS scan: 400 points over 4° (the simulated absorption edge is at -2°) in 4 s, 100 rows and frames per second. */
+const DEMO_XAS_ARGS: readonly string[] = ['--npoints', '400', '--total-time', '4', '--start-e', '0', '--end-e', '-4']
 
 const USAGE = `usage:
   tst-fly replay <recording.bin> --out <dir> [--rate <MB/s>] [--json] [--options "XML FRAMED SCALED"]
-  tst-fly demo [--out <dir>]
+  tst-fly demo [--config <yaml>]
+      what npm start runs: xas_fly ${DEMO_XAS_ARGS.join(' ')} on the simulated beamline of config/sim.yaml
   tst-fly run <plan> [--<arg> <value> ...] [--config <yaml>] [--docs <file.jsonl>] [--md key=value ...] [--json]
       runs a plan (default config: config/sim.yaml; default documents file: <data.root>/run-<time>.jsonl)
   tst-fly plans           lists the plans and their arguments
@@ -37,7 +42,7 @@ const USAGE = `usage:
   tst-fly caput <pv> <value...> [--wait] [--config <yaml>] [--timeout <s>]
   tst-fly camonitor <pv...> [--count N] [--seconds S] [--config <yaml>] [--timeout <s>]
       Channel Access through libca; search settings from the config's ca section or the EPICS_CA_* environment
-${CA_REPEATER_USAGE}${SIM_PANDA_USAGE}${RECORD_USAGE}`
+${CA_REPEATER_USAGE}${SIM_PANDA_USAGE}${SIM_BEAMLINE_USAGE}${RECORD_USAGE}`
 
 /** Exit codes: 0 clean, 1 the run failed (an acquisition ended badly, a worker died), 2 bad usage or input. */
 const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const
@@ -68,10 +73,6 @@ function parseRate (text: string | undefined): number | undefined {
   const rate = Number(text)
   if (!Number.isFinite(rate) || rate <= 0) throw usageError(`--rate must be a positive number of MB/s, got '${text}'`)
   return rate
-}
-
-function stamp (): string {
-  return new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, '')
 }
 
 function terminal (): { stdout: (text: string) => void, stderr: (text: string) => void } {
@@ -113,23 +114,23 @@ async function main (argv: string[]): Promise<number> {
       return outcome.clean ? EXIT.OK : EXIT.FAILED
     }
     case 'demo': {
-      const { values } = parseArgs({ args: rest, options: { out: { type: 'string' } } })
-      const recording = path.join(packageRoot, 'test', 'fixtures', 'panda', 'fast_dump.bin')
-      const outDir = values.out ?? path.join(process.cwd(), 'out', `demo-${stamp()}`)
-      mkdirSync(outDir, { recursive: true })
-      process.stdout.write('tst-fly demo: replaying a recorded PandABox stream through the real capture → ring → HDF5 pipeline\n')
-      const outcome = await replay({ recording, outDir, rateMBps: undefined, options: parseDataOptions('XML FRAMED SCALED') },
-        (line) => process.stdout.write(line + '\n'))
-      process.stdout.write(replayText(path.relative(process.cwd(), recording), outcome) + '\n')
-      process.stdout.write('(58 rows through freshly started threads: these latencies are first-use costs; `npm run bench` measures steady state)\n')
-      process.stdout.write(`HDF5 files are in ${outDir}\n`)
-      return outcome.clean ? EXIT.OK : EXIT.FAILED
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } } })
+      const config = values.config ?? path.join(packageRoot, 'config', 'sim.yaml')
+      process.stdout.write('tst-fly demo: an XAS fly scan on the simulated beamline (simulated IOC and PandA on 127.0.0.1, ' +
+        'the real devices, workers, rings and HDF5 writers)\n')
+      return await runCommand(['xas_fly', ...DEMO_XAS_ARGS, '--config', config], {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+        defaultConfig: config,
+        tty: process.stdout.isTTY
+      })
     }
     case 'run':
       return await runCommand(rest, {
         stdout: (text) => process.stdout.write(text),
         stderr: (text) => process.stderr.write(text),
-        defaultConfig: path.join(packageRoot, 'config', 'sim.yaml')
+        defaultConfig: path.join(packageRoot, 'config', 'sim.yaml'),
+        tty: process.stdout.isTTY
       })
     case 'plans':
       if (rest.length > 0) throw usageError(`plans takes no arguments, got '${rest.join(' ')}'`)
@@ -146,6 +147,8 @@ async function main (argv: string[]): Promise<number> {
       return await caRepeaterCommand(rest, { stderr: (text) => process.stderr.write(text), stopped: signalled() })
     case 'sim-panda':
       return await simPandaCommand(rest, terminal())
+    case 'sim-beamline':
+      return await simBeamlineCommand(rest, path.join(packageRoot, 'config', 'sim.yaml'), { ...terminal(), stopped: signalled() })
     case 'record':
       return await recordCommand(rest, terminal())
     default:

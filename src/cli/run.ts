@@ -11,20 +11,30 @@
  * did not connect), 2 bad input (thrown as FlyScanError BAD_INPUT / BAD_FILE for main to report).
  */
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { ErrorCode, FlyScanError } from '../errors.js'
+import { StandardDetector, TstFlyFrameWriter } from '../areadetector/index.js'
 import { CaContext } from '../backends/index.js'
 import { createDevices, loadConfigFile, type FlyConfig } from '../config/index.js'
 import type { Device } from '../devices/index.js'
 import { RunEngine, type Plan, type RunResult } from '../engine/index.js'
 import { JsonlSink, type DocumentName, type Document } from '../documents/index.js'
+import { FlyScan, formatTimingReport, type TimingReport } from '../fly/index.js'
+import { HDFPanda } from '../panda/index.js'
+import { pathProviderFor } from '../paths/index.js'
 import { catalogText, findCatalogPlan, parsePlanArgs, planCatalog, type PlanArgs } from '../plans/index.js'
+import type { Registry } from '../registry/index.js'
+import { SimBeamline } from '../sim/index.js'
 import { liveTable } from './live-table.js'
+import { startProgressBar } from './progress.js'
 
 export interface RunCommandIo {
   readonly stdout: (text: string) => void
   readonly stderr: (text: string) => void
   /** The config used when --config is not given. */
   readonly defaultConfig: string
+  /** stdout is a terminal: the progress bar redraws in place (default false: a line now and then). */
+  readonly tty?: boolean
 }
 
 export interface RunSummary {
@@ -36,6 +46,13 @@ export interface RunSummary {
   readonly events: number
   readonly documents: number
   readonly docs: string
+  /** The data files the run's stream_resource documents point at (HDF5). */
+  readonly files: readonly string[]
+  /** Frames on disk (every camera) and PandA rows on disk, for a fly scan. */
+  readonly frames: number
+  readonly rows: number
+  /** The fly scan's timing report (as in run_stop), or null. */
+  readonly timing: TimingReport | null
 }
 
 function bad (message: string): FlyScanError {
@@ -131,9 +148,49 @@ export function plansCommand (io: Pick<RunCommandIo, 'stdout'>): number {
 export async function runCommand (args: readonly string[], io: RunCommandIo): Promise<number> {
   const parsed = parseRunArgs(args)
   const plan = findCatalogPlan(parsed.planName)
-  const config = await loadConfigFile(parsed.config ?? io.defaultConfig)
+  const loaded = await loadConfigFile(parsed.config ?? io.defaultConfig)
+  // The plan's arguments are checked against the config's devices before any simulator starts.
+  parsePlanArgs(plan, parsed.planArgs, createDevices(loaded).registry)
+  let beamline: SimBeamline | undefined
+  let config = loaded
+  if (loaded.sim?.embedded === true) {
+    beamline = await SimBeamline.start(loaded)
+    config = beamline.configFor(loaded)
+    if (!parsed.json) {
+      io.stdout(`simulated beamline (${path.relative(process.cwd(), loaded.file) || loaded.file}): IOC at ${beamline.caAddrList}, ` +
+        `PandA at 127.0.0.1 control ${beamline.pandaControlPort} data ${beamline.pandaDataPort}\n`)
+    }
+  }
+  try {
+    return await runWithDevices(plan.name, config, parsed, io)
+  } finally {
+    await beamline?.close()
+  }
+}
+
+/**
+ * Where each device's data goes: the config's path provider with this run's metadata for the PandA, and for each
+ * camera without a data writer, tst-fly's own frame writer (camera-capture and frame-writer workers).
+ */
+function wireDataPaths (registry: Registry<Device>, config: FlyConfig, md: Readonly<Record<string, unknown>>): void {
+  const provider = pathProviderFor(config.data)
+  for (const entry of config.devices) {
+    const device = registry.findAll().find((d) => d.name === entry.name)
+    if (device instanceof HDFPanda) device.setPathProvider(provider, md)
+    else if (device instanceof StandardDetector && device.writer === undefined && entry.prefix !== undefined) {
+      const option = (key: string): string | undefined => typeof entry.options[key] === 'string' ? entry.options[key] : undefined
+      device.setWriter(new TstFlyFrameWriter({
+        prefix: entry.prefix, driver: option('driver'), image: option('image'), ca: config.ca, pathProvider: provider, runMetadata: md
+      }))
+    }
+  }
+}
+
+async function runWithDevices (planName: string, config: FlyConfig, parsed: ParsedRunArgs, io: RunCommandIo): Promise<number> {
+  const plan = findCatalogPlan(planName)
   const { registry, skipped } = createDevices(config)
   const planArgs = parsePlanArgs(plan, parsed.planArgs, registry)
+  wireDataPaths(registry, config, { ...config.metadata, ...parsed.md })
   const built = plan.build(planArgs)
   if (skipped.length > 0 && !parsed.json) {
     io.stderr(`tst-fly: not created (class not implemented yet): ${skipped.map((s) => `${s.name} (${s.deviceClass})`).join(', ')}\n`)
@@ -151,7 +208,8 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
       io.stderr(`tst-fly: ${failures.length} device${failures.length === 1 ? '' : 's'} failed to connect: ${failures.join('; ')}\n`)
       return 1
     }
-    return await runConnected(plan.name, built, config, parsed, io)
+    const flyscan = used.find((d): d is FlyScan => d instanceof FlyScan)
+    return await runConnected(plan.name, built, config, parsed, io, flyscan)
   } finally {
     // Open CA channels keep the process alive: close them with the context.
     await CaContext.current()?.destroy()
@@ -169,7 +227,7 @@ function devicesIn (args: PlanArgs, all: readonly Device[]): Device[] {
 }
 
 async function runConnected (
-  planName: string, built: Plan<string>, config: FlyConfig, parsed: ReturnType<typeof parseRunArgs>, io: RunCommandIo
+  planName: string, built: Plan<string>, config: FlyConfig, parsed: ParsedRunArgs, io: RunCommandIo, flyscan: FlyScan | undefined
 ): Promise<number> {
   const docsPath = path.resolve(parsed.docs ?? path.join(config.data.root, `run-${stamp()}.jsonl`))
   const sink = await JsonlSink.open(docsPath)
@@ -177,9 +235,11 @@ async function runConnected (
   let events = 0
   let exitStatus: string | undefined
   let reason: string | undefined
+  const files = new Set<string>()
   re.subscribe((name: DocumentName, doc: Document) => {
     sink.write(name, doc as never)
-    if (name === 'event') events++
+    if (name === 'stream_resource') files.add(fileOf((doc as { uri: string }).uri))
+    else if (name === 'event') events++
     else if (name === 'event_page') events += (doc as { seq_num: readonly number[] }).seq_num.length
     else if (name === 'stop') {
       const stop = doc as { exit_status: string, reason?: string }
@@ -189,6 +249,9 @@ async function runConnected (
   })
   if (!parsed.json) re.subscribe(liveTable({ write: (line) => { io.stdout(line + '\n') } }))
   const removeSigint = re.installSigintHandler()
+  const stopBar = flyscan === undefined || parsed.json
+    ? () => {}
+    : startProgressBar({ sample: () => flyscan.progress(), write: io.stdout, tty: io.tty ?? false })
 
   let result: RunResult | undefined
   let failure: string | undefined
@@ -199,6 +262,7 @@ async function runConnected (
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err)
   } finally {
+    stopBar()
     removeSigint()
     await sink.close()
   }
@@ -212,13 +276,33 @@ async function runConnected (
     runUids: result?.runUids ?? [],
     events,
     documents: sink.lines,
-    docs: docsPath
+    docs: docsPath,
+    files: [...files],
+    frames: flyscan?.progress().frames ?? 0,
+    rows: flyscan?.progress().rows ?? 0,
+    timing: flyscan?.timingReport() ?? null
   }
   if (parsed.json) io.stdout(JSON.stringify(summary) + '\n')
   else {
+    if (summary.timing !== null) io.stdout(formatTimingReport(summary.timing) + '\n')
     if (!ok) io.stderr(`tst-fly: run ${planName} failed: ${summary.reason ?? summary.outcome}\n`)
-    const shown = path.relative(process.cwd(), docsPath)
-    io.stdout(`${sink.lines} documents (${events} events) written to ${shown.startsWith('..') || shown === '' ? docsPath : shown}\n`)
+    for (const f of summary.files) io.stdout(`data: ${shown(f)}\n`)
+    io.stdout(`${sink.lines} documents (${events} events) written to ${shown(docsPath)}\n`)
   }
   return ok ? 0 : 1
+}
+
+/** A path relative to the working directory when it is inside it, else absolute. */
+function shown (file: string): string {
+  const rel = path.relative(process.cwd(), file)
+  return rel.startsWith('..') || rel === '' ? file : rel
+}
+
+/** The path of a stream_resource's `file://localhost/...` URI (the URI itself when it is not a local file). */
+function fileOf (uri: string): string {
+  try {
+    return fileURLToPath(uri.replace(/^file:\/\/localhost\//, 'file:///'))
+  } catch {
+    return uri
+  }
 }

@@ -70,6 +70,11 @@ export interface FlyScanOptions {
   readonly failOnTimingProblems?: boolean
   readonly clock?: Clock
   readonly pollPeriodMs?: number
+  /**
+   * XAS: how far before the window the stage is parked, degrees (default defaults.panda.xasRunUpDeg, TST's 5°); at
+   * least 1.2 times the acceleration's run-up is always used.
+   */
+  readonly xasRunUpDeg?: number
 }
 
 /** What prepare worked out for one scan: every part's request and the timing expectations. */
@@ -118,6 +123,7 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
   readonly #clock: Clock
   readonly #pollPeriodMs: number
   readonly #failOnTiming: boolean
+  readonly #xasRunUpDeg: number
   #plan: FlyScanPlan | undefined
   #running: Running | undefined
   #report: TimingReport | undefined
@@ -130,6 +136,8 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
     this.#clock = options.clock ?? realClock
     this.#pollPeriodMs = options.pollPeriodMs ?? defaults.timing.pollPeriodMs
     this.#failOnTiming = options.failOnTimingProblems ?? true
+    this.#xasRunUpDeg = options.xasRunUpDeg ?? defaults.panda.xasRunUpDeg
+    if (!(this.#xasRunUpDeg >= 0)) throw badRequest(`fly scan: xasRunUpDeg ${this.#xasRunUpDeg} must be >= 0`)
     const names = [this.panda, this.motor, ...this.cameras].filter((d) => d !== undefined).map((d) => d.name)
     const twice = names.find((n, i) => names.indexOf(n) !== i)
     if (twice !== undefined) throw badRequest(`fly scan: the device ${twice} is given twice`)
@@ -239,7 +247,13 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
       if (this.cameras.length === 0) throw badRequest(`${this.name}: ${request.label}: there is no camera to take frames with`)
       const trigger: TriggerInfo = { numberOfEvents: request.frames, trigger: 'internal', livetime: request.exposureTime }
       return {
-        request, panda: undefined, setup: undefined, motor: undefined, trigger, runUpS: 0, pandaExpectation: undefined,
+        request,
+        panda: undefined,
+        setup: undefined,
+        motor: undefined,
+        trigger,
+        runUpS: 0,
+        pandaExpectation: undefined,
         cameras: this.cameras.map((c) => this.#cameraExpectation(c, trigger, margin, 0))
       }
     }
@@ -261,7 +275,7 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
     } else {
       const velocity = Math.abs(request.endE - request.startE) / request.totalTime
       // The stage must be at speed when the window opens: park at least the acceleration's run-up before it.
-      const runUpDeg = Math.max(defaults.panda.xasRunUpDeg, 1.2 * velocity * Math.max(accl, 0) / 2)
+      const runUpDeg = Math.max(this.#xasRunUpDeg, 1.2 * velocity * Math.max(accl, 0) / 2)
       livetime = request.exposureTime ?? request.totalTime / request.npoints / 2
       info = {
         logic: 'xas',

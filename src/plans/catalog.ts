@@ -137,7 +137,9 @@ const CATALOG: readonly CatalogPlan[] = [
       { name: 'shutter', kind: 'device', required: false, help: 'a shutter to close (0) for the darks and open (1) for the flats' }
     ],
     build: (a, md) => darkFlat(flyscan(a.flyscan), {
-      numDark: numberArg(a.numDark), numFlat: numberArg(a.numFlat), exposureTime: numberArg(a.exposureTime),
+      numDark: numberArg(a.numDark),
+      numFlat: numberArg(a.numFlat),
+      exposureTime: numberArg(a.exposureTime),
       ...(a.shutter === undefined ? {} : { shutter: a.shutter as object })
     }, md)
   },

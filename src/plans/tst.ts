@@ -122,4 +122,3 @@ export function darkFlat (flyscan: FlyScanDevice, args: DarkFlatArgs, md: PlanMe
   const planArgs = { num_dark: args.numDark, num_flat: args.numFlat, exposure_time: args.exposureTime, shutter: shutter === undefined ? null : describeArg(shutter) }
   return flyPlan(flyscan, body, { plan_name: 'dark_flat', plan_args: planArgs, plan_type: 'generator', ...md })
 }
-

@@ -9,3 +9,4 @@ export {
   type SimPandaOptions, type SimulationOptions, type SimPandaClock, type SimPandaStats, type TriggerSink,
   type TriggerEdge, type MotorLike, type AdcOptions, type RateModeOptions, type DataClientRecord
 } from './panda/index.js'
+export { SimBeamline, SIM_HOST, gateWidthS, type SimBeamlineOptions, type SimTriggerStats } from './beamline.js'
