@@ -149,11 +149,14 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
   const parsed = parseRunArgs(args)
   const plan = findCatalogPlan(parsed.planName)
   const loaded = await loadConfigFile(parsed.config ?? io.defaultConfig)
-  // The plan's arguments are checked against the config's devices before any simulator starts.
-  parsePlanArgs(plan, parsed.planArgs, createDevices(loaded).registry)
+  // The plan's arguments are checked against the config's devices before any simulator starts; the simulated
+  // beamline starts only for a plan that uses a device it serves (not one of the in-memory Sim* classes).
+  const first = createDevices(loaded).registry
+  const simClasses = new Set(loaded.devices.filter((e) => e.deviceClass.startsWith('Sim')).map((e) => e.name))
+  const needsBeamline = devicesIn(parsePlanArgs(plan, parsed.planArgs, first), first.findAll()).some((d) => !simClasses.has(d.name))
   let beamline: SimBeamline | undefined
   let config = loaded
-  if (loaded.sim?.embedded === true) {
+  if (loaded.sim?.embedded === true && needsBeamline) {
     beamline = await SimBeamline.start(loaded)
     config = beamline.configFor(loaded)
     if (!parsed.json) {
