@@ -6,16 +6,10 @@
  * On a terminal the line is redrawn in place every periodMs; elsewhere (a log file, CI) a line is written every
  * logPeriodMs, and a last one when the scan ends, so that logs stay short.
  */
+import type { FlyScanProgress } from '../fly/index.js'
 
-/** What the bar shows (a FlyScan's progress()). */
-export interface ProgressSample {
-  readonly frames: number
-  readonly expectedFrames: number
-  readonly rows: number
-  readonly expectedRows: number | undefined
-  readonly bytes: number
-  readonly elapsedS: number
-}
+/** What the bar shows: a FlyScan's progress(). */
+export type ProgressSample = FlyScanProgress
 
 export interface ProgressBarOptions {
   readonly sample: () => ProgressSample
