@@ -195,7 +195,9 @@ export const defaults = Object.freeze({
      * Added to the PandA's trigger period and the writer's flush period (rows are reported at each flush) to make
      * its stall timeout: no new row on disk for that long fails the scan.
      */
-    pandaStallMarginMs: 2000
+    pandaStallMarginMs: 2000,
+    /** Bound on the parts' complete() ending once the coordinator stopped them after a failure (the scan fails either way). */
+    settleTimeoutMs: 30_000
   }),
   /** IOC-writer mode: the IOC's HDF1 plugin writes the file; the simulated plugin's file writing (src/areadetector/ioc-hdf-writer.ts). */
   iocWriter: Object.freeze({

@@ -66,12 +66,15 @@ async function connect (names: readonly string[]): Promise<CaChannel[]> {
   return made
 }
 
-/** The driver's frame size and data type (its ArraySize readbacks are valid before the first frame, the plugin's are not). */
-async function readShape (): Promise<FrameShape> {
+/**
+ * The driver's frame size and data type (its ArraySize readbacks are valid before the first frame, the plugin's are
+ * not). The channels are returned open: the caller clears them once the monitors' channels are connected, because a
+ * channel created just after the last one to a server was cleared can wait 10 s in libca (docs/channel-access.md).
+ */
+async function readShape (): Promise<{ shape: FrameShape, channels: CaChannel[] }> {
   const names = [`${driver}ArraySizeX_RBV`, `${driver}ArraySizeY_RBV`, `${driver}DataType_RBV`]
   const made = await connect(names)
   const values = await Promise.all(made.map(async (c) => (await c.get({ timeoutMs: data.connectTimeoutMs })).value[0] as number))
-  await Promise.all(made.map(async (c) => { await c.clear() }))
   const [width, height, code] = values as [number, number, number]
   if (!(width > 0 && height > 0)) {
     throw new FlyScanError(ErrorCode.DETECTOR,
@@ -84,7 +87,7 @@ async function readShape (): Promise<FrameShape> {
       `camera ${data.name}: ${names[2] ?? ''} is ${ND_DATA_TYPES[code] ?? `code ${code}`}; tst-fly writes ${FRAME_DTYPE_NAMES.join(', ')}`,
       { details: { camera: data.name, dataType: code } })
   }
-  return { width, height, dtype: dtype.name }
+  return { shape: { width, height, dtype: dtype.name }, channels: made }
 }
 
 function slotsFor (bytes: number): number {
@@ -129,7 +132,7 @@ async function start (): Promise<void> {
   // libca's asynchronous exceptions (a lost circuit) reach this worker as connection changes too: ArrayData's
   // disconnect is reported below with the frame count; nothing else here writes to the IOC.
   context.onException(() => {})
-  const shape = await readShape()
+  const { shape, channels: driverChannels } = await readShape()
   const bytes = frameBytes(shape)
   const ringBuffer = createSlotRing({ name: `${data.name}→frame-writer`, policy: 'drop-newest', slots: slotsFor(bytes), slotBytes: bytes })
   const ring = attachSlotWriter(ringBuffer)
@@ -146,6 +149,7 @@ async function start (): Promise<void> {
   })
   logic = capture
   const [arrayData, uniqueId] = await connect([arrayDataPv, uniqueIdPv]) as [CaChannel, CaChannel]
+  await Promise.all(driverChannels.map(async (c) => { await c.clear() }))
   const base = CA_BASE[shape.dtype] as DbrBase
   const raw = new RawFrame()
   const monitors: CaMonitor[] = []

@@ -8,7 +8,9 @@ import { ErrorCode, FlyScanError } from '../errors.js'
 import type {
   ConnectFailure, ConnectOptions, Configurable, DataKey, DetectorWriter, Clock, Reading, SignalR
 } from '../devices/index.js'
+import type { RoiSpec } from '../analysis/index.js'
 import { NDPluginBaseIO, VimbaDriverIO } from './drivers.js'
+import { RoiStream } from './roi-stream.js'
 import { StandardDetector, type DetectorTimeouts } from './standard-detector.js'
 import { VimbaController, type VimbaTimeouts } from './vimba-controller.js'
 import { TRIGGER_LINES } from './vimba-trigger.js'
@@ -32,6 +34,8 @@ export interface ADVimbaOptions {
   readonly ca?: CaConfig
   readonly timeouts?: Partial<DetectorTimeouts & VimbaTimeouts>
   readonly clock?: Clock
+  /** Regions whose statistics are published live as the stream `<name>_roi` (needs tst-fly's frame writer). */
+  readonly rois?: readonly RoiSpec[]
 }
 
 export class ADVimba extends StandardDetector<VimbaController> implements Configurable {
@@ -42,6 +46,8 @@ export class ADVimba extends StandardDetector<VimbaController> implements Config
   readonly hdfPrefix: string
   readonly drv: VimbaDriverIO
   readonly image: NDPluginBaseIO
+  /** The live ROI statistics of this camera (options.rois), fed by a TstFlyFrameWriter given `roi: roiStream`. */
+  readonly roiStream: RoiStream | undefined
   /** StatusMessage_RBV: connected beside the others, but optional (an IOC without it still connects). */
   readonly #statusMessage: SignalR<string>
   #statusMessageConnected = false
@@ -87,6 +93,7 @@ export class ADVimba extends StandardDetector<VimbaController> implements Config
     this.drv = drv
     this.image = new NDPluginBaseIO(this.imagePrefix, signalOptions)
     this.#statusMessage = statusMessage
+    this.roiStream = options.rois === undefined || options.rois.length === 0 ? undefined : new RoiStream(() => this.label, options.rois)
     this.setName(options.name ?? '')
   }
 

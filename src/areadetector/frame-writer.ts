@@ -17,6 +17,7 @@ import { ErrorCode, FlyScanError } from '../errors.js'
 import { FRAME_DATASET, frameDtype } from '../hdf5/index.js'
 import type { PathProvider, RunMetadata } from '../paths/index.js'
 import { CameraPipeline, type CameraPipelineOptions, type CameraPipelineResult } from '../pipeline/index.js'
+import type { RoiStream } from './roi-stream.js'
 
 export interface TstFlyFrameWriterOptions {
   /** PV prefix, e.g. `XF:31ID1-ES{GigE-Cam:1}`. */
@@ -31,6 +32,8 @@ export interface TstFlyFrameWriterOptions {
   /** Frame-ring slots (power of two); default sized by defaults.camera.ringBytes. */
   readonly slots?: number
   readonly flushPeriodMs?: number
+  /** The camera's ROI stream (ADVimba.roiStream): its ROIs are analysed beside the writer and their results fed to it. */
+  readonly roi?: RoiStream
 }
 
 interface Opened {
@@ -56,10 +59,20 @@ export class TstFlyFrameWriter implements DetectorWriter {
       throw new FlyScanError(ErrorCode.BAD_INPUT, 'TstFlyFrameWriter: the camera prefix must be a non-empty string')
     }
     this.#opts = options
+    options.roi?.bind()
   }
 
   /** The last scan's pipeline result (file, counters, errors, latency), once close() or abort() finished. */
   get lastResult (): CameraPipelineResult | undefined { return this.#lastResult }
+
+  /**
+   * The pipeline of the scan in progress (undefined before open() and after close()/abort() finished): for
+   * diagnostics and fault tests, which reach its worker handles (`capture`) through it.
+   */
+  get pipeline (): CameraPipeline | undefined {
+    const o = this.#opened
+    return o === undefined || this.#lastResult !== undefined ? undefined : o.pipeline
+  }
 
   /** The file of the scan in progress (or the last one). */
   get file (): string | undefined { return this.#opened?.pipeline.file ?? this.#lastResult?.file }
@@ -82,9 +95,11 @@ export class TstFlyFrameWriter implements DetectorWriter {
       file: info.path,
       slots: o.slots,
       expectedFrames,
-      flushPeriodMs: o.flushPeriodMs
+      flushPeriodMs: o.flushPeriodMs,
+      ...(o.roi === undefined ? {} : { rois: o.roi.rois })
     }
-    const pipeline = await CameraPipeline.start(pipelineOptions)
+    const roi = o.roi
+    const pipeline = await CameraPipeline.start(pipelineOptions, roi === undefined ? {} : { roi: (rows, counters) => { roi.push(rows, counters) } })
     const { width, height, dtype } = pipeline.shape
     const shape = framesPerEvent > 1 ? [framesPerEvent, height, width] : [height, width]
     this.#opened = { name, pipeline, framesPerEvent, shape, resource: undefined, emitted: 0, datumCount: 0, closing: undefined }
@@ -99,10 +114,15 @@ export class TstFlyFrameWriter implements DetectorWriter {
     }
   }
 
-  /** Events complete on disk: frames flushed / framesPerEvent. */
+  /**
+   * Events complete on disk: frames flushed / framesPerEvent. Rejects with the pipeline's failure (camera gone, disk
+   * full, a worker that died) while the file is open, so that a detector waiting for frames fails at once.
+   */
   async getIndicesWritten (): Promise<number> {
     const o = this.#opened
     if (o === undefined) return 0
+    const failure = o.closing === undefined ? o.pipeline.failure : undefined
+    if (failure !== undefined) throw failure
     return Math.floor(o.pipeline.counters().written / o.framesPerEvent)
   }
 

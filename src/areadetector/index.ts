@@ -16,3 +16,4 @@ export { ADVIMBA_DEFAULTS, ADVimba, type ADVimbaOptions } from './advimba.js'
 // The data parts (DetectorWriter implementations), written beside this folder's detector code.
 export * from './frame-writer.js'
 export * from './ioc-hdf-writer.js'
+export { RoiStream, ROI_FIELDS, parseRois, pointEnergy, type RoiEnergyAxis } from './roi-stream.js'

@@ -21,7 +21,7 @@ import { defaults } from '../../config/index.js'
 import { ErrorCode, FlyScanError, isFlyScanError } from '../errors.js'
 import {
   AsyncStatus, Device, checkTriggerInfo, framesFor, realClock, stallTimeoutMs, withTimeout,
-  type Clock, type Collectable, type DataKey, type DetectorController, type DetectorWriter, type Flyable, type FrameCounters,
+  type Clock, type Collectable, type ConnectFailure, type ConnectOptions, type DataKey, type DetectorController, type DetectorWriter, type Flyable, type FrameCounters,
   type Preparable, type Stageable, type Stoppable, type StreamAsset, type TriggerInfo, type Unsubscribe, type Watcher
 } from '../devices/index.js'
 import type { DetectorDiagnosis } from './vimba-controller.js'
@@ -126,6 +126,16 @@ export class StandardDetector<C extends ObservableController = ObservableControl
     this.#writer = writer
   }
 
+  /** Connects the signals, and the writer too when it is a device with signals of its own (IocHdfWriter). */
+  override async connectParts (options: Required<ConnectOptions>): Promise<ConnectFailure[]> {
+    const writer = this.#writer
+    const [own, writers] = await Promise.all([
+      super.connectParts(options),
+      writer instanceof Device ? writer.connectParts(options) : Promise.resolve([])
+    ])
+    return [...own, ...writers]
+  }
+
   /** The detector's deadtime (s) at `livetime` s (the controller's). */
   getDeadtime (livetime: number | undefined): number {
     return this.controller.getDeadtime(livetime)
@@ -191,10 +201,12 @@ export class StandardDetector<C extends ObservableController = ObservableControl
         throw this.#fail(ErrorCode.BAD_INPUT, 'prepare() while an acquisition is under way: complete() or stop() it first')
       }
       this.#info = undefined
-      await this.#bounded(this.controller.prepare(info), 'prepare')
+      // The writer first: opening it may acquire a frame (the IOC's HDF5 warm-up), which the controller's prepare
+      // must not count (it resets ArrayCounter).
       if (this.#describe === undefined) {
         this.#describe = await this.#bounded(writer.open(this.name, info.exposuresPerEvent ?? 1, framesFor(info)), 'opening the writer')
       }
+      await this.#bounded(this.controller.prepare(info), 'prepare')
       this.#info = info
     })())
   }
@@ -332,6 +344,8 @@ export class StandardDetector<C extends ObservableController = ObservableControl
       }
       await this.#bounded(this.controller.waitForIdle(this.timeouts.idleTimeoutMs), 'waiting for the detector to go idle')
       this.#endRunOf(run)
+      // The scan's file is complete: the next prepare opens a new one (dark_flat prepares twice in one stage).
+      this.#describe = undefined
       await this.#bounded(writer.close(), 'closing the writer')
     } catch (err) {
       const stopped = run.stopped

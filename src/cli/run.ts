@@ -13,13 +13,13 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ErrorCode, FlyScanError } from '../errors.js'
-import { StandardDetector, TstFlyFrameWriter } from '../areadetector/index.js'
+import { ADVimba, IocHdfWriter, TstFlyFrameWriter } from '../areadetector/index.js'
 import { CaContext } from '../backends/index.js'
 import { createDevices, loadConfigFile, type FlyConfig } from '../config/index.js'
 import type { Device } from '../devices/index.js'
 import { RunEngine, type Plan, type RunResult } from '../engine/index.js'
 import { JsonlSink, type DocumentName, type Document } from '../documents/index.js'
-import { FlyScan, formatTimingReport, type TimingReport } from '../fly/index.js'
+import { FlyScan, formatTimingReport, type TimingReport, type CalibrationResult } from '../fly/index.js'
 import { HDFPanda } from '../panda/index.js'
 import { pathProviderFor } from '../paths/index.js'
 import { catalogText, findCatalogPlan, parsePlanArgs, planCatalog, type PlanArgs } from '../plans/index.js'
@@ -53,6 +53,8 @@ export interface RunSummary {
   readonly rows: number
   /** The fly scan's timing report (as in run_stop), or null. */
   readonly timing: TimingReport | null
+  /** energy_calibration's fit (src/fly/calibration.ts), when the run made one. */
+  readonly calibration?: CalibrationResult
 }
 
 function bad (message: string): FlyScanError {
@@ -173,18 +175,27 @@ export async function runCommand (args: readonly string[], io: RunCommandIo): Pr
 
 /**
  * Where each device's data goes: the config's path provider with this run's metadata for the PandA, and for each
- * camera without a data writer, tst-fly's own frame writer (camera-capture and frame-writer workers).
+ * camera without a data writer, tst-fly's own frame writer (camera-capture and frame-writer workers), or with the
+ * camera's `writer: ioc` option, the IOC's HDF1 plugin (IocHdfWriter, docs/ioc-writer.md).
  */
 function wireDataPaths (registry: Registry<Device>, config: FlyConfig, md: Readonly<Record<string, unknown>>): void {
   const provider = pathProviderFor(config.data)
   for (const entry of config.devices) {
     const device = registry.findAll().find((d) => d.name === entry.name)
     if (device instanceof HDFPanda) device.setPathProvider(provider, md)
-    else if (device instanceof StandardDetector && device.writer === undefined && entry.prefix !== undefined) {
+    else if (device instanceof ADVimba && device.writer === undefined && entry.prefix !== undefined) {
       const option = (key: string): string | undefined => typeof entry.options[key] === 'string' ? entry.options[key] : undefined
-      device.setWriter(new TstFlyFrameWriter({
-        prefix: entry.prefix, driver: option('driver'), image: option('image'), ca: config.ca, pathProvider: provider, runMetadata: md
-      }))
+      device.setWriter(option('writer') === 'ioc'
+        ? new IocHdfWriter(device.hdfPrefix, { name: `${entry.name}-hdf`, pathProvider: provider, runMetadata: md, driver: device.drv, ca: config.ca })
+        : new TstFlyFrameWriter({
+          prefix: entry.prefix,
+          driver: option('driver'),
+          image: option('image'),
+          ca: config.ca,
+          pathProvider: provider,
+          runMetadata: md,
+          ...(device.roiStream === undefined ? {} : { roi: device.roiStream })
+        }))
     }
   }
 }
@@ -250,7 +261,9 @@ async function runConnected (
       reason = stop.reason
     }
   })
-  if (!parsed.json) re.subscribe(liveTable({ write: (line) => { io.stdout(line + '\n') } }))
+  // A camera with ROIs makes the live table show its ROI stream (an XAS spectrum as it is taken).
+  const roiStream = flyscan?.roiCollectables()[0]?.name
+  if (!parsed.json) re.subscribe(liveTable({ write: (line) => { io.stdout(line + '\n') }, ...(roiStream === undefined ? {} : { stream: roiStream }) }))
   const removeSigint = re.installSigintHandler()
   const stopBar = flyscan === undefined || parsed.json
     ? () => {}
@@ -283,11 +296,14 @@ async function runConnected (
     files: [...files],
     frames: flyscan?.progress().frames ?? 0,
     rows: flyscan?.progress().rows ?? 0,
-    timing: flyscan?.timingReport() ?? null
+    timing: flyscan?.timingReport() ?? null,
+    ...(flyscan?.calibration?.result === undefined ? {} : { calibration: flyscan.calibration.result })
   }
   if (parsed.json) io.stdout(JSON.stringify(summary) + '\n')
   else {
     if (summary.timing !== null) io.stdout(formatTimingReport(summary.timing) + '\n')
+    const cal = flyscan?.calibration?.result
+    if (cal !== undefined) io.stdout(`calibration: edge fitted at ${cal.e0.toFixed(4)}°, reference ${cal.reference}°, offset ${cal.offset.toFixed(4)}° (${cal.points} rows)\n`)
     if (!ok) io.stderr(`tst-fly: run ${planName} failed: ${summary.reason ?? summary.outcome}\n`)
     for (const f of summary.files) io.stdout(`data: ${shown(f)}\n`)
     io.stdout(`${sink.lines} documents (${events} events) written to ${shown(docsPath)}\n`)

@@ -4,7 +4,7 @@
  * `createDevices` lists them as skipped.
  */
 import { type Device, SimDetector, SimMotor } from '../devices/index.js'
-import { ADVimba, StandardDetector, TRIGGER_LINES } from '../areadetector/index.js'
+import { ADVimba, StandardDetector, TRIGGER_LINES, parseRois } from '../areadetector/index.js'
 import { FlyScan } from '../fly/index.js'
 import { EpicsMotor } from '../epics/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
@@ -90,7 +90,7 @@ export function defaultDeviceClasses (): DeviceClassTable {
       description: 'Allied Vision camera via areaDetector ADVimba, a StandardDetector (src/areadetector/advimba.ts)',
       prefixRequired: true,
       // deadtime: seconds of readout between frames (wins over the model's); the writer is set later (setWriter).
-      options: { driver: 'string', image: 'string', hdf: 'string', model: 'string', deadtime: 'number', triggerLine: 'number', stallMarginMs: 'number' },
+      options: { driver: 'string', image: 'string', hdf: 'string', model: 'string', deadtime: 'number', triggerLine: 'number', stallMarginMs: 'number', writer: 'string', rois: 'string' },
       create: (e) => {
         const bad = (text: string): FlyScanError => new FlyScanError(ErrorCode.BAD_INPUT, `ADVimba ${e.name}: ${text}`, { details: { device: e.name } })
         const str = (key: string): string | undefined => {
@@ -107,6 +107,14 @@ export function defaultDeviceClasses (): DeviceClassTable {
           throw bad(`triggerLine ${triggerLine} must be one of ${TRIGGER_LINES.join(', ')} (TriggerSource Line1..Line4)`)
         }
         if (stallMarginMs !== undefined && !(stallMarginMs >= 0)) throw bad(`stallMarginMs ${stallMarginMs} must be >= 0`)
+        const writer = e.options.writer
+        // writer: who writes the frames, set by the command line at run time (src/cli/run.ts): tst-fly's own frame
+        // writer (default), or the IOC's HDF1 plugin (docs/ioc-writer.md).
+        if (writer !== undefined && writer !== 'tst-fly' && writer !== 'ioc') throw bad(`writer '${String(writer)}' must be tst-fly or ioc`)
+        // rois: "name:x,y,width,height;..." analysed live beside tst-fly's frame writer (docs/analysis.md).
+        const roiText = str('rois')
+        const rois = roiText === undefined ? undefined : parseRois(roiText, e.name)
+        if (rois !== undefined && writer === 'ioc') throw bad('rois need tst-fly\'s frame writer (writer: tst-fly): the IOC writer\'s frames never pass through tst-fly')
         return new ADVimba(String(e.prefix), {
           name: e.name,
           driver: str('driver'),
@@ -115,7 +123,8 @@ export function defaultDeviceClasses (): DeviceClassTable {
           model: str('model'),
           deadtime,
           triggerLine,
-          ...(stallMarginMs === undefined ? {} : { timeouts: { stallMarginMs } })
+          ...(stallMarginMs === undefined ? {} : { timeouts: { stallMarginMs } }),
+          ...(rois === undefined ? {} : { rois })
         })
       }
     }],
@@ -149,7 +158,7 @@ export function defaultDeviceClasses (): DeviceClassTable {
       prefixRequired: false,
       composite: true,
       // panda, motor: device names; cameras: comma-separated device names (may be empty).
-      options: { panda: 'string', motor: 'string', cameras: 'string', failOnTimingProblems: 'boolean', xasRunUpDeg: 'number' },
+      options: { panda: 'string', motor: 'string', cameras: 'string', failOnTimingProblems: 'boolean', xasRunUpDeg: 'number', calibrationEdge: 'number', calibrationRange: 'number' },
       required: ['panda', 'motor'],
       create: (e, resolve) => {
         const bad = (option: string, text: string): FlyScanError => new FlyScanError(ErrorCode.BAD_INPUT, `FlyScan ${e.name}: ${option}: ${text}`, { details: { device: e.name, option } })
@@ -166,13 +175,18 @@ export function defaultDeviceClasses (): DeviceClassTable {
         const fail = e.options.failOnTimingProblems
         const runUp = num(e, 'xasRunUpDeg')
         if (runUp !== undefined && !(runUp >= 0)) throw bad('xasRunUpDeg', `${runUp} must be degrees >= 0`)
+        const edge = num(e, 'calibrationEdge')
+        const range = num(e, 'calibrationRange')
+        if (range !== undefined && !(range > 0)) throw bad('calibrationRange', `${range} must be degrees > 0`)
         return new FlyScan({
           name: e.name,
           panda,
           motor,
           cameras,
           ...(typeof fail === 'boolean' ? { failOnTimingProblems: fail } : {}),
-          ...(runUp === undefined ? {} : { xasRunUpDeg: runUp })
+          ...(runUp === undefined ? {} : { xasRunUpDeg: runUp }),
+          ...(edge === undefined ? {} : { calibrationEdge: edge }),
+          ...(range === undefined ? {} : { calibrationRange: range })
         })
       }
     }]

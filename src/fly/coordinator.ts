@@ -19,11 +19,13 @@
 import { defaults } from '../../config/index.js'
 import { ErrorCode, FlyScanError, isFlyScanError } from '../errors.js'
 import {
-  AsyncStatus, Device, realClock,
+  AsyncStatus, Device, realClock, withTimeout,
   checkFlyScanRequest, type Clock, type Collectable, type ConnectFailure, type ConnectOptions, type FlyScanDevice, type FlyScanRequest, type Flyable, type FrameCounters, type HasRunStopInfo,
   type Preparable, type Stageable, type Status, type Stoppable, type TriggerInfo, type Watcher
 } from '../devices/index.js'
 import type { FlyMotorInfo } from '../epics/index.js'
+import type { RoiStream } from '../areadetector/index.js'
+import { EnergyCalibration } from './calibration.js'
 import type { LatencySummary } from '../metrics/index.js'
 import { triggerSetup, type PandaFlyInfo, type PandaTriggerSetup, type TriggerContext } from '../panda/index.js'
 import {
@@ -42,7 +44,7 @@ export interface CoordinatedPanda extends Connects, Flyable, Preparable<PandaFly
   /** Rows on disk in the current capture. */
   readonly rowsWritten: number
   /** The finished capture's pipeline outcome (its latency holds `panda.ts_trig_delta_us`). */
-  readonly lastResult: { readonly latency: Readonly<Record<string, LatencySummary>> } | undefined
+  readonly lastResult: { readonly latency: Readonly<Record<string, LatencySummary>>, readonly files?: readonly string[] } | undefined
 }
 
 /** The rotation stage as the coordinator drives it (EpicsMotor). */
@@ -59,6 +61,8 @@ export interface CoordinatedCamera extends Connects, Flyable, Preparable<Trigger
   getDeadtime (livetime: number | undefined): number
   /** ArrayCounter_RBV: frames the camera says it made. */
   readArrayCounter? (): Promise<number>
+  /** Live ROI statistics (ADVimba with `rois`): declared as a stream of its own when a frame writer feeds it. */
+  readonly roiStream?: RoiStream | undefined
 }
 
 export interface FlyScanOptions {
@@ -75,6 +79,9 @@ export interface FlyScanOptions {
    * least 1.2 times the acceleration's run-up is always used.
    */
   readonly xasRunUpDeg?: number
+  /** energy_calibration: the reference edge (degrees, as XAS energies are passed) and the scan's half-range (default 1). */
+  readonly calibrationEdge?: number
+  readonly calibrationRange?: number
 }
 
 /** What prepare worked out for one scan: every part's request and the timing expectations. */
@@ -127,6 +134,8 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
   #plan: FlyScanPlan | undefined
   #running: Running | undefined
   #report: TimingReport | undefined
+  /** Reports of the scans before the current one since stage (a run may fly several: dark_flat). */
+  #reports: TimingReport[] = []
 
   constructor (options: FlyScanOptions) {
     super()
@@ -143,7 +152,13 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
     if (twice !== undefined) throw badRequest(`fly scan: the device ${twice} is given twice`)
     // The parts keep their own names (panda1, manta1...): they are not children of this device.
     this.setName(options.name ?? 'flyscan')
+    this.calibration = options.calibrationEdge === undefined
+      ? undefined
+      : new EnergyCalibration(`${this.name}_calibration`, { edge: options.calibrationEdge, range: options.calibrationRange ?? 1 })
   }
+
+  /** energy_calibration's stream (configured with calibrationEdge): fits the last XAS scan's PandA file when collected. */
+  readonly calibration: EnergyCalibration | undefined
 
   /** The parts are devices of their own, not children named after this one. */
   override children (): Array<[string, Device]> {
@@ -165,9 +180,22 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
     return this.#report ?? this.#running?.monitor.report()
   }
 
+  /**
+   * run_stop's `timing`: the last scan's report; a run of several scans (dark_flat) also gets `timing_scans`, every
+   * scan's report in order.
+   */
   runStopInfo (): Record<string, unknown> | undefined {
     const report = this.timingReport()
-    return report === undefined ? undefined : { timing: report }
+    if (report === undefined) return undefined
+    const all = [...this.#reports, ...(this.#report === undefined ? [report] : [])]
+    const streams = this.roiCollectables()
+    const roi = streams.length === 0 ? {} : { roi: Object.fromEntries(streams.map((r) => [r.name, r.counters()])) }
+    return all.length > 1 ? { timing: report, timing_scans: all, ...roi } : { timing: report, ...roi }
+  }
+
+  /** The cameras' live ROI streams (those fed by a frame writer), for the plans to declare and collect. */
+  roiCollectables (): RoiStream[] {
+    return this.cameras.flatMap((c) => c.roiStream?.bound === true ? [c.roiStream] : [])
   }
 
   collectables (): Collectable[] {
@@ -212,6 +240,7 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
     this.#plan = undefined
     this.#running = undefined
     this.#report = undefined
+    this.#reports = []
     await this.#all('stage', this.#parts(), (p: Stageable) => p.stage())
   }
 
@@ -227,6 +256,17 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
       checkFlyScanRequest(request)
       if (this.#running !== undefined && !this.#running.ended) throw badRequest(`${this.name}: prepare: a scan is under way (complete or stop it first)`)
       const plan = await this.#work(request)
+      // Cameras whose writer does not feed their ROI stream (the IOC's writer) have none this scan.
+      const axis = request.kind === 'xas' ? { startE: request.startE, endE: request.endE, npoints: request.npoints } : undefined
+      for (const r of this.roiCollectables()) r.prepare(axis)
+      if (axis !== undefined) {
+        this.calibration?.arm(() => {
+          const file = this.panda?.lastResult?.files?.[0]
+          if (this.panda === undefined || file === undefined) throw new FlyScanError(ErrorCode.BAD_INPUT, `${this.name}: energy calibration: the PandA wrote no file (did the scan complete?)`)
+          return { file, ...axis, countsPerDeg: this.panda.triggerContext.countsPerRev / 360 }
+        })
+      }
+      if (this.#report !== undefined) this.#reports.push(this.#report)
       this.#plan = undefined
       this.#running = undefined
       this.#report = undefined
@@ -426,7 +466,8 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
 
     if (failure !== undefined) {
       await this.#stopParts().catch(() => {})
-      await Promise.all(settled)
+      // Stopped parts end their complete(); a part that would not is not waited for past the bound (no hang).
+      await withTimeout(Promise.all(settled), defaults.timing.settleTimeoutMs, `${this.name}: the parts' complete() ending after a stop`).catch(() => {})
       await this.#finalFeed(running)
       monitor.ended('fail')
       this.#report = monitor.report()

@@ -5,3 +5,4 @@ export {
 } from './coordinator.js'
 export * from './timing.js'
 export * from './timing-report.js'
+export { EnergyCalibration, calibrate, readAbsorption, type CalibrationReference, type CalibrationResult, type CalibrationScan } from './calibration.js'

@@ -16,9 +16,10 @@ import type { FrameCounters } from '../devices/index.js'
 import { ErrorCode, FlyScanError, fromWire } from '../errors.js'
 import { clearWriterFlags, frameDtype, type FrameShape, type NdDataType } from '../hdf5/index.js'
 import { HistogramSet, type LatencySummary } from '../metrics/index.js'
+import type { AnalysisCounters, RoiSpec } from '../analysis/index.js'
 import {
   WorkerHandle, type CameraCaptureCounters, type CameraCaptureData, type CameraCaptureDown, type CameraCaptureUp,
-  type FrameWriterData, type FrameWriterDown, type FrameWriterUp
+  type FrameWriterData, type FrameWriterDown, type FrameWriterUp, type RoiRow
 } from '../protocol/index.js'
 import { attachRingControl } from '../shm/index.js'
 import { ensureDirectory } from './panda-pipeline.js'
@@ -42,9 +43,13 @@ export interface CameraPipelineOptions {
   readonly flushPeriodMs?: number
   readonly readyTimeoutMs?: number
   readonly closeTimeoutMs?: number
+  /** ROIs analysed beside the writer (its AnalysisPool); results come through events.roi. */
+  readonly rois?: readonly RoiSpec[]
 }
 
 export interface CameraPipelineEvents {
+  /** ROI results of frames written since the last call, in frame order, with the pool's counters. */
+  roi?: (rows: readonly RoiRow[], counters: AnalysisCounters) => void
   /** Frames on disk (after each flush of the writer). */
   progress?: (framesWritten: number) => void
   /** A failure either worker reported (also listed in the result). */
@@ -85,6 +90,7 @@ export class CameraPipeline {
   readonly #readyTimeoutMs: number
   readonly #closeTimeoutMs: number
   readonly #errors: FlyScanError[] = []
+  readonly #deaths: FlyScanError[] = []
   readonly #histograms = new HistogramSet()
   #capture: CameraCaptureCounters = NO_CAPTURE
   #written = 0
@@ -129,7 +135,7 @@ export class CameraPipeline {
         case 'ready': break
       }
     })
-    this.capture.done.catch(() => this.#onDeath())
+    this.capture.done.catch((err: unknown) => { this.#onDeath(err) })
   }
 
   /**
@@ -187,11 +193,22 @@ export class CameraPipeline {
     return this.#result
   }
 
-  /** Terminates both workers now (frames in flight are lost; the file is recovered readable). Idempotent. */
+  /**
+   * Stops both workers now (frames in flight are lost; the file stays readable). Idempotent. The ring is failed:
+   * the writer closes its file and exits, and the capture worker is told to close; each is bounded by closeTimeoutMs,
+   * then terminated (the file is then recovered). The capture worker must destroy its CA context itself: a thread
+   * terminated with a live libca context aborts the whole process later, when libca calls back into it (a circuit's
+   * exception callback once the IOC goes). Waiting for the writer keeps the frame count it reports exact.
+   */
   async destroy (reason = 'destroyed'): Promise<void> {
     if (this.#ring !== undefined) attachRingControl(this.#ring).fail()
     this.#shapeSeen?.reject(new FlyScanError(ErrorCode.CANCELLED, `camera pipeline ${this.#opts.name}: ${reason}`))
-    await Promise.all([this.capture.destroy(reason), this.#writer?.destroy(reason)])
+    await Promise.all([this.capture.close({ kind: 'close' }), this.#writer?.close()])
+  }
+
+  /** The frame-writer worker's handle, once the frame shape is known (for diagnostics and fault tests). */
+  get writer (): WorkerHandle<FrameWriterUp, FrameWriterDown> | undefined {
+    return this.#writer
   }
 
   #waitShape (): Promise<void> {
@@ -226,7 +243,8 @@ export class CameraPipeline {
       dtype,
       flushPeriodMs: this.#opts.flushPeriodMs ?? c.flushPeriodMs,
       waitSliceMs: c.waitSliceMs,
-      diskReserveBytes: c.diskReserveBytes
+      diskReserveBytes: c.diskReserveBytes,
+      ...(this.#opts.rois === undefined || this.#opts.rois.length === 0 ? {} : { rois: this.#opts.rois.map((r) => ({ ...r })) })
     }
     const writer = new WorkerHandle<FrameWriterUp, FrameWriterDown>({
       name: `frame-writer ${this.#opts.name}`, url: workerUrl('frame-writer'), workerData: writerData, readyTimeoutMs: this.#readyTimeoutMs, closeTimeoutMs: this.#closeTimeoutMs
@@ -245,10 +263,11 @@ export class CameraPipeline {
           break
         case 'error': this.#error(fromWire(msg.error)); break
         case 'stats': if (msg.id === 0) this.#histograms.addEncoded(msg.histograms); break
+        case 'roi': this.#events.roi?.(msg.rows, msg.counters); break
         case 'ready': case 'flushed': break
       }
     })
-    writer.done.catch(() => this.#onDeath())
+    writer.done.catch((err: unknown) => { this.#onDeath(err) })
     this.#writer = writer
     this.#shapeSeen?.resolve()
   }
@@ -258,9 +277,18 @@ export class CameraPipeline {
     this.#events.error?.(err)
   }
 
-  /** A worker that dies fails the ring so that the other one wakes and finishes. */
-  #onDeath (): void {
+  /** A worker that dies fails the ring so that the other one wakes and finishes; its exit is the pipeline's failure. */
+  #onDeath (err?: unknown): void {
     if (this.#ring !== undefined) attachRingControl(this.#ring).fail()
+    if (err instanceof FlyScanError) this.#deaths.push(err)
+  }
+
+  /**
+   * The first failure while the pipeline runs, for the detector to fail its scan on (never a respawn): an error a
+   * worker reported (camera gone, disk full), else a worker that exited without having been told to (a crash).
+   */
+  get failure (): FlyScanError | undefined {
+    return this.#errors[0] ?? this.#deaths[0]
   }
 
   async #collect (): Promise<CameraPipelineResult> {

@@ -29,6 +29,18 @@ export interface FrameWriterLogicOptions {
   readonly events: FrameWriterEvents
   /** Clock (ns); default nowNs. */
   readonly nowNs?: () => number
+  /**
+   * Called with each frame's pixels while its slot is still held, after it is written (ROI analysis: the callee
+   * copies what it needs now and never keeps the view). `index` is the frame's index in the file. Must not throw.
+   */
+  readonly onFrame?: (pixels: Uint8Array, index: number, frame: FrameInfo) => void
+}
+
+/** A frame's identity as the capture side stamped it. */
+export interface FrameInfo {
+  readonly uniqueId: number
+  readonly epicsSec: number
+  readonly epicsNsec: number
 }
 
 export type FrameDrainResult = 'idle' | 'ended' | 'failed'
@@ -39,6 +51,7 @@ export class FrameWriterLogic {
   readonly #hist: HistogramSet
   readonly #events: FrameWriterEvents
   readonly #now: () => number
+  readonly #onFrame: FrameWriterLogicOptions['onFrame']
   #framesRead = 0
   #error: FlyScanError | undefined
   #finished = false
@@ -49,6 +62,7 @@ export class FrameWriterLogic {
     this.#hist = options.histograms
     this.#events = options.events
     this.#now = options.nowNs ?? nowNs
+    this.#onFrame = options.onFrame
   }
 
   get framesRead (): number { return this.#framesRead }
@@ -73,13 +87,14 @@ export class FrameWriterLogic {
       const m = f.meta
       const publishNs = f.timestampNs + (m[FrameMeta.PUBLISH_DELAY_NS] as number)
       this.#hist.record('camera.ring_handoff_us', (readNs - publishNs) / 1000)
+      const info: FrameInfo = {
+        uniqueId: m[FrameMeta.UNIQUE_ID] as number,
+        epicsSec: m[FrameMeta.EPICS_SEC] as number,
+        epicsNsec: m[FrameMeta.EPICS_NSEC] as number
+      }
+      const index = this.#writer.framesWritten
       try {
-        this.#writer.append(f.payload, {
-          uniqueId: m[FrameMeta.UNIQUE_ID] as number,
-          epicsSec: m[FrameMeta.EPICS_SEC] as number,
-          epicsNsec: m[FrameMeta.EPICS_NSEC] as number,
-          arrivalNs: f.timestampNs
-        })
+        this.#writer.append(f.payload, { ...info, arrivalNs: f.timestampNs })
       } catch (err) {
         this.#ring.release()
         this.#ring.fail()
@@ -87,6 +102,7 @@ export class FrameWriterLogic {
         return 'failed'
       }
       const done = this.#now()
+      this.#onFrame?.(f.payload, index, info)
       this.#ring.release()
       this.#hist.record('hdf5.frame_write_us', (done - readNs) / 1000)
       this.#hist.record('e2e.frame_arrival_to_disk_us', (done - f.timestampNs) / 1000)

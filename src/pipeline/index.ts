@@ -9,7 +9,7 @@ export {
   CameraCaptureLogic, FrameMeta, frameCounters,
   type CameraCaptureLogicOptions, type CaptureCounters, type CaptureLogicEvents, type FrameUpdate
 } from './camera-capture-logic.js'
-export { FrameWriterLogic, type FrameWriterEvents, type FrameWriterLogicOptions, type FrameDrainResult } from './frame-writer-logic.js'
+export { FrameWriterLogic, type FrameWriterEvents, type FrameWriterLogicOptions, type FrameDrainResult, type FrameInfo } from './frame-writer-logic.js'
 export {
   CameraPipeline, type CameraPipelineOptions, type CameraPipelineEvents, type CameraPipelineResult, type CameraCounters
 } from './camera-pipeline.js'

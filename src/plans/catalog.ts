@@ -9,7 +9,7 @@ import type { Plan } from '../engine/index.js'
 import { isMovable, isReadable, type FlyScanDevice, type Readable } from '../devices/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import { count, gridScan, relScan, scan, type Motor, type PlanMetadata } from './scans.js'
-import { darkFlat, tomoFly, xasFly } from './tst.js'
+import { darkFlat, energyCalibration, tomoFly, xasFly } from './tst.js'
 
 export type ParamKind = 'device' | 'devices' | 'number' | 'integer' | 'string' | 'boolean'
 
@@ -124,6 +124,19 @@ const CATALOG: readonly CatalogPlan[] = [
     ],
     build: (a, md) => xasFly(flyscan(a.flyscan), {
       npoints: numberArg(a.npoints), totalTime: numberArg(a.totalTime), startE: numberArg(a.startE), endE: numberArg(a.endE), exposureTime: optionalNumber(a.exposureTime)
+    }, md)
+  },
+  {
+    name: 'energy_calibration',
+    description: 'XAS fly scan over the reference edge (the coordinator\'s calibrationEdge ± range), edge fitted: the offset goes to the stream calibration',
+    params: [
+      FLYSCAN,
+      { name: 'npoints', kind: 'integer', required: true, help: 'points (rows) over the range' },
+      { name: 'totalTime', kind: 'number', required: false, default: 2, help: 'seconds to cross the range' },
+      { name: 'range', kind: 'number', required: false, help: 'half-width around the edge, degrees (default: the coordinator\'s calibrationRange)' }
+    ],
+    build: (a, md) => energyCalibration(flyscan(a.flyscan), {
+      npoints: numberArg(a.npoints), totalTime: numberArg(a.totalTime), ...(typeof a.range === 'number' ? { range: a.range } : {})
     }, md)
   },
   {

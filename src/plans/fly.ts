@@ -5,7 +5,7 @@
 import type { Obj, Plan } from '../engine/index.js'
 import { isCollectable, isFlyable, isPreparable, isStatus, type Status } from '../devices/index.js'
 import { badInput, collect, complete, declareStream, describeArg, kickoff, newGroup, prepare, sleep, wait } from './stubs.js'
-import { runWrapper, stageWrapper } from './wrappers.js'
+import { isCancelled, runWrapper, stageWrapper } from './wrappers.js'
 import type { PlanMetadata } from './scans.js'
 
 export interface FlyOptions {
@@ -26,7 +26,7 @@ function isDone (status: unknown): boolean {
 /**
  * Complete every flyer (one group, not waited on), and until all complete statuses are done: sleep `flushPeriod`,
  * collect each Collectable flyer (or each of `collectables`, when a coordinator completes for devices it drives)
- * into `streamName`. Then wait on the group (a failed complete is thrown into the
+ * into `streamName`. A collect that fails lets the flyers finish before its error goes on. Then wait on the group (a failed complete is thrown into the
  * plan here) and collect a last time. Returns the number of documents collected.
  */
 export function * collectWhileCompleting (
@@ -38,9 +38,22 @@ export function * collectWhileCompleting (
   const statuses: Status[] = []
   for (const f of flyers) statuses.push(yield * complete(f, { group }))
   let documents = 0
-  while (!statuses.every(isDone)) {
-    yield * sleep(flushPeriod)
-    documents += yield * collect(collectables, options.streamName)
+  try {
+    while (!statuses.every(isDone)) {
+      yield * sleep(flushPeriod)
+      documents += yield * collect(collectables, options.streamName)
+    }
+  } catch (err) {
+    // A collect failed (a writer's error reached its index before its flyer's complete saw it): let the flyers
+    // finish first (they fail or complete by themselves, each bounded), so that what they leave behind (closed files,
+    // their final reports for run_stop) is final before the error closes the run. Not after a stop or abort request
+    // (FLY_ERR_CANCELLED): the engine stops the flyers itself.
+    if (!isCancelled(err) && !statuses.every(isDone)) {
+      try {
+        yield * wait(group)
+      } catch { /* the collect's error is the one to report */ }
+    }
+    throw err
   }
   yield * wait(group)
   documents += yield * collect(collectables, options.streamName)

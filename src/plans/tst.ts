@@ -17,7 +17,7 @@
 import type { Obj, Plan } from '../engine/index.js'
 import { checkFlyScanRequest, isMovable, type FlyScanDevice, type FlyScanRequest, type Movable } from '../devices/index.js'
 import { collectWhileCompleting } from './fly.js'
-import { absSet, badInput, declareStream, describeArg, kickoff, prepare } from './stubs.js'
+import { absSet, badInput, collect, complete, declareStream, describeArg, kickoff, newGroup, prepare, sleep, wait } from './stubs.js'
 import { runWrapper, stageWrapper } from './wrappers.js'
 import type { PlanMetadata } from './scans.js'
 
@@ -32,13 +32,48 @@ function checkFlyScan (x: unknown, plan: string): asserts x is FlyScanDevice {
   }
 }
 
-/** prepare (wait), declare `stream` for the devices that write, kickoff (wait), collect until complete. */
+/** A coordinator whose cameras publish live ROI statistics (FlyScan.roiCollectables, docs/analysis.md). */
+interface HasRoiStreams {
+  roiCollectables (): Obj[]
+}
+
+function roiStreamsOf (flyscan: FlyScanDevice): Obj[] {
+  const f = flyscan as Partial<HasRoiStreams>
+  return typeof f.roiCollectables === 'function' ? f.roiCollectables() : []
+}
+
+/** The stream of a camera's ROI events: `manta1_roi` beside 'primary', `dark_manta1_roi` beside 'dark'. */
+export function roiStreamName (roi: Obj, stream: string): string {
+  const name = (roi as { name: string }).name
+  return stream === 'primary' ? name : `${stream}_${name}`
+}
+
+/**
+ * prepare (wait), declare `stream` for the devices that write (and a stream per camera with ROIs), kickoff (wait),
+ * collect until complete: the writers' stream documents, and the ROI events as event pages.
+ */
 function * flyOnce (flyscan: FlyScanDevice, request: FlyScanRequest, stream: string): Plan<number> {
   yield * prepare(flyscan, request, { wait: true })
   const collectables: Obj[] = flyscan.collectables()
   if (collectables.length > 0) yield * declareStream(collectables, stream, true)
+  const rois = roiStreamsOf(flyscan)
+  for (const r of rois) yield * declareStream([r], roiStreamName(r, stream), true)
   yield * kickoff(flyscan, { wait: true })
-  return yield * collectWhileCompleting([flyscan], { flushPeriod: FLY_FLUSH_PERIOD_S, streamName: stream, collectables })
+  if (rois.length === 0) return yield * collectWhileCompleting([flyscan], { flushPeriod: FLY_FLUSH_PERIOD_S, streamName: stream, collectables })
+  const group = newGroup('complete')
+  const status = yield * complete(flyscan, { group })
+  let documents = 0
+  const collectAll = function * (): Plan<number> {
+    let n = yield * collect(collectables, stream)
+    for (const r of rois) n += yield * collect([r], roiStreamName(r, stream))
+    return n
+  }
+  while (!status.done) {
+    yield * sleep(FLY_FLUSH_PERIOD_S)
+    documents += yield * collectAll()
+  }
+  yield * wait(group)
+  return documents + (yield * collectAll())
 }
 
 function flyPlan (flyscan: FlyScanDevice, body: () => Plan<unknown>, md: PlanMetadata): Plan<string> {
@@ -121,4 +156,42 @@ export function darkFlat (flyscan: FlyScanDevice, args: DarkFlatArgs, md: PlanMe
   }
   const planArgs = { num_dark: args.numDark, num_flat: args.numFlat, exposure_time: args.exposureTime, shutter: shutter === undefined ? null : describeArg(shutter) }
   return flyPlan(flyscan, body, { plan_name: 'dark_flat', plan_args: planArgs, plan_type: 'generator', ...md })
+}
+
+export interface EnergyCalibrationArgs {
+  readonly npoints: number
+  /** Seconds to cross the range (default 2). */
+  readonly totalTime?: number
+  /** Half-width of the scan around the reference edge (default: the coordinator's calibrationRange). */
+  readonly range?: number
+}
+
+/** A coordinator configured for energy calibration (FlyScan with calibrationEdge). */
+interface HasCalibration {
+  readonly calibration: (Obj & { readonly reference: { readonly edge: number, readonly range: number } }) | undefined
+}
+
+/**
+ * energy_calibration(npoints, totalTime = 2, range?): an XAS fly scan from edge + range down to edge − range over the
+ * coordinator's reference edge (calibrationEdge), then the edge fitted in the PandA's absorption; the stream
+ * `calibration` gets one event with the offset (fitted e0 − reference).
+ */
+export function energyCalibration (flyscan: FlyScanDevice, args: EnergyCalibrationArgs, md: PlanMetadata = {}): Plan<string> {
+  checkFlyScan(flyscan, 'energy_calibration')
+  const calibration = (flyscan as Partial<HasCalibration>).calibration
+  if (calibration === undefined) {
+    throw badInput(`energy_calibration: ${describeArg(flyscan)} has no reference edge (set calibrationEdge in its config entry)`)
+  }
+  const edge = calibration.reference.edge
+  const range = args.range ?? calibration.reference.range
+  if (typeof range !== 'number' || !(range > 0) || !Number.isFinite(range)) throw badInput(`energy_calibration: range ${describeArg(range)} must be a finite number > 0`)
+  const request: FlyScanRequest = { kind: 'xas', npoints: args.npoints, totalTime: args.totalTime ?? 2, startE: edge + range, endE: edge - range }
+  checkFlyScanRequest(request)
+  function * body (): Plan<void> {
+    yield * flyOnce(flyscan, request, 'primary')
+    yield * declareStream([calibration as Obj], 'calibration', true)
+    yield * collect([calibration as Obj], 'calibration')
+  }
+  const planArgs = { npoints: request.npoints, total_time: request.totalTime, edge, range }
+  return flyPlan(flyscan, body, { plan_name: 'energy_calibration', plan_args: planArgs, plan_type: 'generator', ...md })
 }

@@ -37,7 +37,8 @@ export function stageWrapper<R> (plan: Plan<R>, devices: readonly Obj[]): Plan<R
   })(), () => unstageAll(...[...unique].reverse()))
 }
 
-function isCancelled (err: unknown): boolean {
+/** A RunEngine stop or abort thrown into the plan (FLY_ERR_CANCELLED). */
+export function isCancelled (err: unknown): boolean {
   return err instanceof FlyScanError && err.code === ErrorCode.CANCELLED
 }
 

@@ -8,6 +8,7 @@ import type { WireError } from '../errors.js'
 import type { DataOptions, EndData } from '../parsers/index.js'
 import type { EncodedHistograms } from '../metrics/index.js'
 import type { CaConfig } from '../config/index.js'
+import type { AnalysisCounters, RoiSpec, RoiStats } from '../analysis/index.js'
 
 /** Counters a worker reports with its histograms. */
 export type Counters = Readonly<Record<string, number>>
@@ -171,6 +172,22 @@ export interface FrameWriterData {
   readonly flushPeriodMs: number
   readonly waitSliceMs: number
   readonly diskReserveBytes: number
+  /** ROIs to analyse in the worker's AnalysisPool as frames are written (none: no pool, no `roi` messages). */
+  readonly rois?: readonly RoiSpec[]
+}
+
+/** One frame's ROI statistics (small: a few numbers per ROI), sent up in batches. */
+export interface RoiRow {
+  /** The frame's index in the file (0 = the first frame written). */
+  readonly frame: number
+  readonly uniqueId: number
+  /** The frame's EPICS timestamp (seconds since 1990, 0 when the IOC gave none). */
+  readonly epicsSec: number
+  readonly epicsNsec: number
+  /** When the worker got the result (Unix seconds), for frames without an EPICS timestamp. */
+  readonly receivedS: number
+  /** In the order of FrameWriterData.rois. */
+  readonly stats: readonly RoiStats[]
 }
 
 export type FrameWriterDown =
@@ -186,3 +203,5 @@ export type FrameWriterUp =
   | { readonly kind: 'error', readonly error: WireError }
   | { readonly kind: 'stats', readonly id: number, readonly histograms: EncodedHistograms, readonly counters: Counters }
   | { readonly kind: 'closed', readonly file: string, readonly framesWritten: number, readonly bytesWritten: number }
+  /** ROI results since the last `roi` message (every flush, and a last one before `closed`), with the pool's counters. */
+  | { readonly kind: 'roi', readonly rows: readonly RoiRow[], readonly counters: AnalysisCounters }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ErrorCode } from '../../src/errors.js'
+import { ErrorCode, FlyScanError } from '../../src/errors.js'
 import { collectWhileCompleting, flyAndCollect } from '../../src/plans/index.js'
 import { doneStatus, simulatePlan } from '../support/plan-sim.js'
 import { render } from './plans-fakes.js'
@@ -51,6 +51,28 @@ t.test('a failed complete is thrown into the plan, and the run is still closed a
   const r = simulatePlan(flyAndCollect([flyer]), { wait: () => { if (++waits === 2) throw new Error('PandA disarmed early') } })
   t.ok(r.failed)
   t.same(render(r.messages).slice(-4), ['complete:panda', 'wait', 'close_run:fail', 'unstage:panda'])
+})
+
+t.test('a collect that fails while the flyers still run waits for their complete before the error closes the run', async t => {
+  const flyer = fakeFlyer('flyscan')
+  const { handlers } = slowComplete(5)
+  const r = simulatePlan(flyAndCollect([flyer]), {
+    ...handlers,
+    collect: () => { throw new Error('manta1: disk full after 6 frames') },
+    wait: (m) => { if ((m as { group?: string }).group?.startsWith('complete') === true) throw new Error('flyscan: manta1 failed: disk full') }
+  })
+  t.ok(r.failed)
+  t.match(String(r.error), /disk full after 6 frames/, "the collect's error is the one reported")
+  t.same(render(r.messages).slice(-6), ['complete:flyscan', 'sleep:0.5', 'collect:flyscan>primary', 'wait', 'close_run:fail', 'unstage:flyscan'],
+    'the complete group is waited on (the flyers finish their files and reports) before the run closes')
+})
+
+t.test('a stop or abort thrown into the collect loop is not held up waiting for the flyers', async t => {
+  const flyer = fakeFlyer('flyscan')
+  const { handlers } = slowComplete(5)
+  const r = simulatePlan(collectWhileCompleting([flyer]), { ...handlers, sleep: () => { throw new FlyScanError(ErrorCode.CANCELLED, 'abort requested') } })
+  t.ok(r.failed)
+  t.same(render(r.messages), ['complete:flyscan', 'sleep:0.5'], 'no wait after the cancel')
 })
 
 t.test('flyAndCollect checks its arguments at the call', async t => {
