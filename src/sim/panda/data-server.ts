@@ -383,6 +383,11 @@ export class DataServer {
     for (const c of [...(this.run?.clients ?? [])]) c.cut()
   }
 
+  /** Every client taking data from the current capture gets `END <rows sent> Data overrun` now, as if it fell behind. */
+  overrunAll (): void {
+    for (const c of [...(this.run?.clients ?? [])]) c.overrun()
+  }
+
   pumpAll (run: CaptureRun): void {
     for (const c of [...run.clients]) c.pump()
   }

@@ -207,6 +207,14 @@ export class SimPanda {
     this.#data.cutAll()
   }
 
+  /**
+   * Every data client taking data gets `END <rows sent> Data overrun` now, as a client that fell behind the box's
+   * buffer would (the capture itself goes on). Real overruns need a client that stops reading; this makes one on demand.
+   */
+  overrunDataConnections (): void {
+    this.#data.overrunAll()
+  }
+
   /** Stops the clock loop and both servers, dropping every connection. Idempotent. */
   async close (): Promise<void> {
     if (this.#closed) return
