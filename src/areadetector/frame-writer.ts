@@ -9,10 +9,9 @@
  * abort() stops now. `lastResult` keeps the last pipeline result (file, counters, latency) for the timing report.
  */
 import { randomUUID } from 'node:crypto'
-import { pathToFileURL } from 'node:url'
 import { defaults } from '../../config/index.js'
 import type { CaConfig } from '../config/index.js'
-import type { DataKey, DetectorWriter, FrameCounters, StreamAsset } from '../devices/index.js'
+import { StreamDatumCursor, hdf5Resource, type DataKey, type DetectorWriter, type FrameCounters, type StreamAsset } from '../devices/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import { FRAME_DATASET, frameDtype } from '../hdf5/index.js'
 import type { PathProvider, RunMetadata } from '../paths/index.js'
@@ -41,9 +40,8 @@ interface Opened {
   readonly pipeline: CameraPipeline
   readonly framesPerEvent: number
   readonly shape: readonly number[]
-  resource: string | undefined
-  emitted: number
-  datumCount: number
+  /** The stream_datum cursor of the file's stream_resource, once that is emitted. */
+  datums: StreamDatumCursor | undefined
   closing: Promise<void> | undefined
 }
 
@@ -102,7 +100,7 @@ export class TstFlyFrameWriter implements DetectorWriter {
     const pipeline = await CameraPipeline.start(pipelineOptions, roi === undefined ? {} : { roi: (rows, counters) => { roi.push(rows, counters) } })
     const { width, height, dtype } = pipeline.shape
     const shape = framesPerEvent > 1 ? [framesPerEvent, height, width] : [height, width]
-    this.#opened = { name, pipeline, framesPerEvent, shape, resource: undefined, emitted: 0, datumCount: 0, closing: undefined }
+    this.#opened = { name, pipeline, framesPerEvent, shape, datums: undefined, closing: undefined }
     return {
       [name]: {
         source: `CA:${o.prefix}${o.image ?? defaults.camera.image}ArrayData`,
@@ -145,27 +143,13 @@ export class TstFlyFrameWriter implements DetectorWriter {
   async * collectStreamDocs (name: string, indicesWritten: number): AsyncIterable<StreamAsset> {
     const o = this.#opened
     if (o === undefined) return
-    if (o.resource === undefined) {
-      o.resource = randomUUID()
+    if (o.datums === undefined) {
+      o.datums = new StreamDatumCursor(randomUUID())
       const { width, height } = o.pipeline.shape
-      yield ['stream_resource', {
-        uid: o.resource,
-        data_key: name,
-        mimetype: 'application/x-hdf5',
-        uri: pathToFileURL(o.pipeline.file).href.replace(/^file:\/\//, 'file://localhost'),
-        parameters: { dataset: FRAME_DATASET, chunk_shape: [1, height, width] }
-      }]
+      yield ['stream_resource', hdf5Resource(o.datums.resource, name, o.pipeline.file, FRAME_DATASET, [1, height, width])]
     }
-    const stop = Math.min(indicesWritten, Math.floor(o.pipeline.counters().written / o.framesPerEvent))
-    if (stop <= o.emitted) return
-    const start = o.emitted
-    o.emitted = stop
-    yield ['stream_datum', {
-      uid: `${o.resource}/${o.datumCount++}`,
-      stream_resource: o.resource,
-      indices: { start, stop },
-      seq_nums: { start: start + 1, stop: stop + 1 }
-    }]
+    const datum = o.datums.next(Math.min(indicesWritten, Math.floor(o.pipeline.counters().written / o.framesPerEvent)))
+    if (datum !== undefined) yield ['stream_datum', datum]
   }
 
   /**

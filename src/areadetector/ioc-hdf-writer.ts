@@ -17,14 +17,12 @@
  * close(): wait (bounded) for NumCaptured_RBV to reach ArrayCounter_RBV - DroppedArrays_RBV, Capture = 0, Capture_RBV
  * = 0 (bounded), then WriteStatus must be Write OK, else FLY_ERR_DETECTOR with WriteMessage.
  */
-import path from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { pathToFileURL } from 'node:url'
 import { defaults } from '../../config/index.js'
 import type { CaConfig } from '../config/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import {
-  Device,
+  Device, StreamDatumCursor, hdf5Resource,
   type ConnectFailure, type ConnectOptions, type DataKey, type DetectorWriter, type FrameCounters, type SignalR, type SignalRW,
   type StreamAsset, type Unsubscribe
 } from '../devices/index.js'
@@ -164,9 +162,8 @@ interface Opened {
   baselineUniqueId: number | undefined
   firstUniqueId: number | undefined
   lastUniqueId: number | undefined
-  resource: string | undefined
-  emitted: number
-  datumCount: number
+  /** The stream_datum cursor of the file's stream_resource, once the IOC has named the file. */
+  datums: StreamDatumCursor | undefined
 }
 
 const pvOf = (source: string): string => source.replace(/^(mock\+)?ca:\/\//, '')
@@ -316,9 +313,7 @@ export class IocHdfWriter extends Device implements DetectorWriter {
       baselineUniqueId: undefined,
       firstUniqueId: undefined,
       lastUniqueId: undefined,
-      resource: undefined,
-      emitted: 0,
-      datumCount: 0
+      datums: undefined
     }
     opened.unsubscribes.push(
       hdf.arrayCounter.subscribeValue((v) => { opened.received = v }),
@@ -376,29 +371,14 @@ export class IocHdfWriter extends Device implements DetectorWriter {
   async * collectStreamDocs (name: string, indicesWritten: number): AsyncIterable<StreamAsset> {
     const o = this.#opened
     if (o === undefined) return
-    if (o.resource === undefined) {
+    if (o.datums === undefined) {
       const file = await this.#read(this.hdf.fullFileName)
       if (file === '') return
-      const uri = pathToFileURL(path.posix.resolve(file)).href.replace(/^file:\/\//, 'file://localhost')
-      o.resource = randomUUID()
-      yield ['stream_resource', {
-        uid: o.resource,
-        data_key: name,
-        mimetype: 'application/x-hdf5',
-        uri,
-        parameters: { dataset: IOC_HDF_DATASET, chunk_shape: [o.framesPerChunk, ...o.shape] }
-      }]
+      o.datums = new StreamDatumCursor(randomUUID())
+      yield ['stream_resource', hdf5Resource(o.datums.resource, name, file, IOC_HDF_DATASET, [o.framesPerChunk, ...o.shape])]
     }
-    const stop = Math.min(indicesWritten, Math.floor(o.written / o.framesPerEvent))
-    if (stop <= o.emitted) return
-    const start = o.emitted
-    o.emitted = stop
-    yield ['stream_datum', {
-      uid: `${o.resource}/${o.datumCount++}`,
-      stream_resource: o.resource,
-      indices: { start, stop },
-      seq_nums: { start: start + 1, stop: stop + 1 }
-    }]
+    const datum = o.datums.next(Math.min(indicesWritten, Math.floor(o.written / o.framesPerEvent)))
+    if (datum !== undefined) yield ['stream_datum', datum]
   }
 
   /** Wait (bounded) for the frames received to be written, stop the capture, check WriteStatus. Idempotent. */

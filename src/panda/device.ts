@@ -15,12 +15,10 @@
  * Every wait is bounded by a named timeout from config/defaults.ts `panda` (../../docs/panda-device.md).
  */
 import { randomUUID } from 'node:crypto'
-import path from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { defaults } from '../../config/index.js'
 import { ErrorCode, FlyScanError } from '../errors.js'
 import {
-  AsyncStatus, Device, realClock, withTimeout,
+  AsyncStatus, Device, StreamDatumCursor, hdf5Resource, realClock, withTimeout,
   type Clock, type Collectable, type ConnectFailure, type ConnectOptions, type DataKey, type Flyable, type Preparable,
   type Stageable, type Stoppable, type StreamAsset, type Watcher
 } from '../devices/index.js'
@@ -87,9 +85,8 @@ interface Acquisition {
 }
 
 interface Resource {
-  readonly uid: string
   readonly dataset: CapturedDataset
-  next: number
+  readonly datums: StreamDatumCursor
 }
 
 function newAcquisition (): Acquisition {
@@ -124,7 +121,6 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
   #completed = false
   #staged = false
   #resources: Resource[] | undefined
-  #emitted = 0
   #report: Watcher | undefined
   #lastResult: PipelineResult | undefined
 
@@ -338,7 +334,6 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
     this.#acq = newAcquisition()
     this.#lastResult = undefined
     this.#resources = undefined
-    this.#emitted = 0
     this.#kickedOff = false
     this.#completed = false
     const acq = this.#acq
@@ -573,29 +568,15 @@ export class HDFPanda extends Device implements Stageable, Preparable<PandaFlyIn
       const sizing = { rows: this.#pipelineOptions?.blockRows, bytes: h.blockBytes, minRows: h.minBlockRows, maxRows: h.maxBlockRows, chunkRows: h.chunkRows }
       // The writer's chunk: chunkRows capped at the block length (src/pipeline/writer-logic.ts).
       const chunk = Math.min(blockRowsFor(sizing, setup.rowBytes), h.chunkRows)
-      const uri = pathToFileURL(path.resolve(acq.file)).href.replace(/^file:\/\//, 'file://localhost')
-      this.#resources = setup.datasets.map((dataset) => ({ uid: randomUUID(), dataset, next: 0 }))
+      this.#resources = setup.datasets.map((dataset) => ({ dataset, datums: new StreamDatumCursor(randomUUID()) }))
       for (const r of this.#resources) {
-        yield ['stream_resource', {
-          uid: r.uid,
-          data_key: this.#dataKey(r.dataset),
-          mimetype: 'application/x-hdf5',
-          uri,
-          parameters: { dataset: `/${r.dataset.name}`, chunk_shape: [chunk] }
-        }]
+        yield ['stream_resource', hdf5Resource(r.datums.resource, this.#dataKey(r.dataset), acq.file, `/${r.dataset.name}`, [chunk])]
       }
     }
     const stop = Math.min(index ?? acq.rowsWritten, acq.rowsWritten)
-    if (stop <= this.#emitted) return
-    const start = this.#emitted
-    this.#emitted = stop
     for (const r of this.#resources) {
-      yield ['stream_datum', {
-        uid: `${r.uid}/${r.next++}`,
-        stream_resource: r.uid,
-        indices: { start, stop },
-        seq_nums: { start: start + 1, stop: stop + 1 }
-      }]
+      const datum = r.datums.next(stop)
+      if (datum !== undefined) yield ['stream_datum', datum]
     }
   }
 }

@@ -10,3 +10,4 @@ export {
   checkFlyScanRequest,
   type FlyScanDevice, type FlyScanRequest, type TomographyRequest as TomographyFlyRequest, type XasRequest as XasFlyRequest, type StillRequest
 } from './fly-scan.js'
+export { localFileUri, hdf5Resource, StreamDatumCursor } from './stream-assets.js'
