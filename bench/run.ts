@@ -15,8 +15,9 @@ import { bench as engine } from './engine.js'
 import { bench as ca } from './ca.js'
 import { bench as pandaLive } from './panda-live.js'
 import { bench as analysis } from './analysis.js'
+import { bench as flyscan } from './flyscan.js'
 
-export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca, pandaLive, analysis]
+export const BENCHMARKS: readonly Benchmark[] = [ring, pandaParse, replay, engine, ca, pandaLive, analysis, flyscan]
 
 export interface BenchReport {
   readonly schema: 'tst-fly-bench/1'

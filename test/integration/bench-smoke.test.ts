@@ -10,7 +10,7 @@ t.test('npm run bench -- --quick: every benchmark reports ours, peer or limit, a
   const report = await runBenchmarks([], true, (s) => lines.push(s))
   t.equal(report.schema, 'tst-fly-bench/1')
   t.same(report.results.map((r) => r.name), BENCHMARKS.map((b) => b.name))
-  t.same(BENCHMARKS.map((b) => b.name), ['ring', 'panda-parse', 'replay', 'engine', 'ca', 'panda-live', 'analysis'])
+  t.same(BENCHMARKS.map((b) => b.name), ['ring', 'panda-parse', 'replay', 'engine', 'ca', 'panda-live', 'analysis', 'flyscan'])
   for (const r of report.results) {
     t.ok(r.measurements.length > 0, `${r.name} has measurements`)
     t.ok(r.measurements.some((m) => m.role === 'ours'), `${r.name} measures ours`)
