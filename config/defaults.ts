@@ -93,8 +93,11 @@ export const defaults = Object.freeze({
     repeaterCheckIntervalMs: 5000
   }),
   workers: Object.freeze({
-    /** Bound on a worker reporting Ready. */
-    readyTimeoutMs: 10_000,
+    /**
+     * Bound on a worker reporting Ready. A fly scan starts a dozen threads at once (capture and writer per camera and
+     * for the PandA, an analysis pool), each loading h5wasm or libca: on 2 busy cores that took more than 10 s.
+     */
+    readyTimeoutMs: 30_000,
     /** Bound on a worker exiting by itself after close(), before it is terminated. */
     closeTimeoutMs: 30_000,
     /** Bound on a stats or flush request. */

@@ -187,7 +187,7 @@ export class FlyScan extends Device implements FlyScanDevice, HasRunStopInfo {
   runStopInfo (): Record<string, unknown> | undefined {
     const report = this.timingReport()
     if (report === undefined) return undefined
-    const all = [...this.#reports, ...(this.#report === undefined ? [report] : [])]
+    const all = [...this.#reports, report]
     const streams = this.roiCollectables()
     const roi = streams.length === 0 ? {} : { roi: Object.fromEntries(streams.map((r) => [r.name, r.counters()])) }
     return all.length > 1 ? { timing: report, timing_scans: all, ...roi } : { timing: report, ...roi }

@@ -49,9 +49,9 @@ export function * collectWhileCompleting (
     // their final reports for run_stop) is final before the error closes the run. Not after a stop or abort request
     // (FLY_ERR_CANCELLED): the engine stops the flyers itself.
     if (!isCancelled(err) && !statuses.every(isDone)) {
-      try {
-        yield * wait(group)
-      } catch { /* the collect's error is the one to report */ }
+      // A flyer that fails gives its own account (a coordinator names the part that failed); it is reported
+      // instead of the collect's.
+      yield * wait(group)
     }
     throw err
   }

@@ -115,7 +115,8 @@ t.test('dark_flat: two scans in one run, streams dark and flat, one file per cam
   t.same(frames, [3, 3, 4, 4])
   const docs = parseJsonl(readFileSync(summary.docs, 'utf8'), summary.docs)
   for (const [name, doc] of docs) validateDocument(name, doc)
-  t.same(docs.filter(([n]) => n === 'descriptor').map(([, d]) => (d as { name: string }).name), ['dark', 'flat'])
+  t.same(docs.filter(([n]) => n === 'descriptor').map(([, d]) => (d as { name: string }).name), ['dark', 'dark_manta1_roi', 'flat', 'flat_manta1_roi'],
+    'the dark and flat streams, each with manta1\'s ROI stream')
   const stop = docs.at(-1)?.[1] as unknown as { timing: { verdict: string }, timing_scans: Array<{ cameras: Array<{ received: number }> }> }
   t.same(stop.timing_scans.map((s) => s.cameras.map((c) => c.received)), [[3, 3], [4, 4]], 'run_stop has both scans\' reports')
 })

@@ -90,7 +90,7 @@ t.test('plans lists the plans with their arguments and defaults', async t => {
 t.test('bad input exits 2 and lists what is accepted', async t => {
   const unknown = await runCli(['run', 'nope', '--config', SIM])
   t.equal(unknown.code, 2)
-  t.match(unknown.stderr, /unknown plan 'nope'; plans: tomo_fly, xas_fly, dark_flat, count, scan, rel_scan, grid_scan/)
+  t.match(unknown.stderr, /unknown plan 'nope'; plans: tomo_fly, xas_fly, energy_calibration, dark_flat, count, scan, rel_scan, grid_scan/)
 
   const badNum = await runCli(['run', 'count', '--num', 'five', '--config', SIM, '--docs', join(dir, 'never.jsonl')])
   t.equal(badNum.code, 2)

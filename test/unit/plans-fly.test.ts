@@ -62,9 +62,18 @@ t.test('a collect that fails while the flyers still run waits for their complete
     wait: (m) => { if ((m as { group?: string }).group?.startsWith('complete') === true) throw new Error('flyscan: manta1 failed: disk full') }
   })
   t.ok(r.failed)
-  t.match(String(r.error), /disk full after 6 frames/, "the collect's error is the one reported")
+  t.match(String(r.error), /flyscan: manta1 failed: disk full/, "the flyer's own account is reported (it names the part)")
   t.same(render(r.messages).slice(-6), ['complete:flyscan', 'sleep:0.5', 'collect:flyscan>primary', 'wait', 'close_run:fail', 'unstage:flyscan'],
     'the complete group is waited on (the flyers finish their files and reports) before the run closes')
+})
+
+t.test('a collect that fails while the flyers then complete reports the collect\'s error', async t => {
+  const flyer = fakeFlyer('flyscan')
+  const { handlers } = slowComplete(5)
+  const r = simulatePlan(collectWhileCompleting([flyer]), { ...handlers, collect: () => { throw new Error('stream_datum for unknown stream_resource') } })
+  t.ok(r.failed)
+  t.match(String(r.error), /unknown stream_resource/)
+  t.same(render(r.messages), ['complete:flyscan', 'sleep:0.5', 'collect:flyscan>', 'wait'])
 })
 
 t.test('a stop or abort thrown into the collect loop is not held up waiting for the flyers', async t => {
