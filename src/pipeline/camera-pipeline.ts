@@ -285,10 +285,12 @@ export class CameraPipeline {
 
   /**
    * The first failure while the pipeline runs, for the detector to fail its scan on (never a respawn): an error a
-   * worker reported (camera gone, disk full), else a worker that exited without having been told to (a crash).
+   * worker reported (camera gone, disk full), else a worker that exited without having been told to (a crash), else
+   * the ring failing under a worker.
    */
   get failure (): FlyScanError | undefined {
-    return this.#errors[0] ?? this.#deaths[0]
+    // A ring marked FAILED is a consequence (the supervisor fails it when a worker dies): the cause goes first.
+    return this.#errors.find((e) => e.code !== ErrorCode.RING_FAILED) ?? this.#deaths[0] ?? this.#errors[0]
   }
 
   async #collect (): Promise<CameraPipelineResult> {
