@@ -104,10 +104,16 @@ export class ADVimba extends StandardDetector<VimbaController> implements Config
     this.#statusMessage.setName(name === '' ? '' : `${name}-drv-statusMessage`)
   }
 
-  /** Connect every signal (and, optionally, StatusMessage_RBV), then read Model_RBV for the deadtime. */
+  /**
+   * Connect every signal, then read Model_RBV for the deadtime. StatusMessage_RBV connects beside them but is not
+   * waited for: an IOC without it would otherwise hold every connect for the whole connect timeout (the simulated
+   * IOC has none); messages name it once it has connected.
+   */
   override async connectParts (options: Required<ConnectOptions>): Promise<ConnectFailure[]> {
-    const [failures, optional] = await Promise.all([super.connectParts(options), this.#statusMessage.connectParts(options)])
-    this.#statusMessageConnected = optional.length === 0
+    this.#statusMessage.connectParts(options).then(
+      (optional) => { this.#statusMessageConnected = optional.length === 0 },
+      () => { this.#statusMessageConnected = false })
+    const failures = await super.connectParts(options)
     if (failures.length > 0) return failures
     try {
       await this.controller.identify()
