@@ -24,23 +24,20 @@
  * Targets: our raw-copy client's CPU per frame at most 1.1 x pyepics' in the same run (each frame size); the IOC
  * serving at least 1000 MB/s of 396 KB frames to one client, taken as the MB/s delivered to the fastest client.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CaChannel, CaContext, type CaMonitor } from '../src/backends/index.js'
 import { DbrBase, DbrClass, dbrType, elementSize, type DbrValue } from '../src/parsers/index.js'
 import { caEnv, runPythonJson } from '../test/support/pyepics.js'
 import { median, target, type Benchmark, type BenchResult, type Measurement, type Role } from './harness.js'
+import { processCpuS, startIoc, type IocProcess } from './sim-ioc-process.js'
 
 const MAX_ARRAY_BYTES = 100_000_000
 const CONNECT_TIMEOUT_MS = 10_000
 /** Bound on the first frame of a window (a loaded machine may take a while to start streaming 8 MiB frames). */
 const FIRST_FRAME_TIMEOUT_MS = 30_000
-const IOC_START_TIMEOUT_MS = 20_000
-const IOC_STOP_TIMEOUT_MS = 5_000
 const TARGET_CPU_RATIO = 1.1
 const TARGET_IOC_MBPS = 1000
 
@@ -94,84 +91,6 @@ function iocYaml (): string {
     ...cams,
     ''
   ].join('\n')
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The simulated IOC in a child process
-
-interface IocProcess {
-  readonly udpPort: number
-  readonly pid: number
-  close: () => Promise<void>
-}
-
-async function startIoc (configFile: string): Promise<IocProcess> {
-  const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js')
-  const child = spawn(process.execPath, [main, 'sim-ioc', '--config', configFile, '--port', '0', '--json', '--quiet'],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (text: string) => { stderr = (stderr + text).slice(-4000) })
-  const close = async (): Promise<void> => { await stopChild(child) }
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = ''
-      const timer = setTimeout(() => { reject(new Error(`sim-ioc printed no JSON line within ${IOC_START_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`)) }, IOC_START_TIMEOUT_MS)
-      child.stdout.setEncoding('utf8')
-      child.stdout.on('data', (text: string) => {
-        out += text
-        const nl = out.indexOf('\n')
-        if (nl >= 0) {
-          clearTimeout(timer)
-          resolve(out.slice(0, nl))
-        }
-      })
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`sim-ioc exited (${String(code ?? signal)}) before it was ready; stderr: ${stderr.trim()}`))
-      })
-      child.on('error', (err) => {
-        clearTimeout(timer)
-        reject(err)
-      })
-    })
-    const info = JSON.parse(line) as { udpPort: number }
-    if (child.pid === undefined) throw new Error('sim-ioc has no process id')
-    return { udpPort: info.udpPort, pid: child.pid, close }
-  } catch (err) {
-    await close()
-    throw err
-  }
-}
-
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, IOC_STOP_TIMEOUT_MS)
-  await exited
-  clearTimeout(timer)
-}
-
-let clockTicks: number | undefined
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; undefined where there is no /proc. */
-function processCpuS (pid: number): number | undefined {
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return undefined
-  }
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-    } catch {
-      clockTicks = 100
-    }
-  }
-  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -519,7 +438,7 @@ export const bench: Benchmark = {
     let ioc: IocProcess | undefined
     let context: CaContext | undefined
     try {
-      ioc = await startIoc(configFile)
+      ioc = await startIoc(configFile, 'bench ca')
       context = CaContext.get({ addrList: `127.0.0.1:${ioc.udpPort}`, autoAddrList: false, maxArrayBytes: MAX_ARRAY_BYTES })
       const measurements: Measurement[] = []
       const summaries: Record<string, string> = {}

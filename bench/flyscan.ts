@@ -23,10 +23,9 @@
  * one after another for `durationS`, with the process's resident memory sampled every second (slope and max − min after
  * a warm-up). `node build/bench/flyscan.js --duration 600` runs the 10-minute soak.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import h5wasm from 'h5wasm/node'
@@ -41,11 +40,10 @@ import { FrameHdfWriter } from '../src/hdf5/index.js'
 import { CameraPipeline, PandaPipeline } from '../src/pipeline/index.js'
 import { SimPanda } from '../src/sim/index.js'
 import { formatReport, median, target, type Benchmark, type BenchResult, type Measurement } from './harness.js'
+import { processCpuS, processRssMB, runningIocs, startIoc, type IocProcess } from './sim-ioc-process.js'
 
 const MAX_ARRAY_BYTES = 100_000_000
 const CONNECT_TIMEOUT_MS = 10_000
-const IOC_START_TIMEOUT_MS = 30_000
-const IOC_STOP_TIMEOUT_MS = 5_000
 /** After the camera's last frame, how long the pipeline may take to receive every frame before the step stops. */
 const SETTLE_TIMEOUT_MS = 10_000
 /** Bound on one step's acquisition beyond its nominal length (a starved IOC falls behind, then catches up). */
@@ -100,101 +98,6 @@ function iocYaml (): string {
     `    - { prefix: "${c.prefix}", width: ${c.width}, height: ${c.height}, dataType: ${c.dataType}, ` +
     'maxFrameRate: 0, deadtime: 0, minExposure: 1.0e-6 }')
   return ['# bench flyscan: written by bench/flyscan.ts for one run', 'ioc:', '  cameras:', ...cams, ''].join('\n')
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The simulated IOC in a child process
-
-interface IocProcess {
-  readonly udpPort: number
-  readonly pid: number
-  /** How the process ended and the end of its stderr, or undefined while it runs. */
-  status: () => string | undefined
-  /** The end of its stderr (the CA server logs what deserves attention there). */
-  stderr: () => string
-  close: () => Promise<void>
-}
-
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, IOC_STOP_TIMEOUT_MS)
-  await exited
-  clearTimeout(timer)
-}
-
-/** IOC processes running, for main()'s signal handler (a killed benchmark must not leave its IOC behind). */
-const running = new Set<ChildProcess>()
-
-async function startIoc (configFile: string): Promise<IocProcess> {
-  const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js')
-  const child = spawn(process.execPath, [main, 'sim-ioc', '--config', configFile, '--port', '0', '--json', '--quiet'],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-  running.add(child)
-  child.once('exit', () => running.delete(child))
-  let stderr = ''
-  child.stderr.setEncoding('utf8')
-  child.stderr.on('data', (text: string) => { stderr = (stderr + text).slice(-4000) })
-  const close = async (): Promise<void> => { await stopChild(child) }
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = ''
-      const timer = setTimeout(() => { reject(new Error(`bench flyscan: sim-ioc printed no JSON line within ${IOC_START_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`)) }, IOC_START_TIMEOUT_MS)
-      child.stdout.setEncoding('utf8')
-      child.stdout.on('data', (text: string) => {
-        out += text
-        const nl = out.indexOf('\n')
-        if (nl >= 0) {
-          clearTimeout(timer)
-          resolve(out.slice(0, nl))
-        }
-      })
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer)
-        reject(new Error(`bench flyscan: sim-ioc exited (${String(code ?? signal)}) before it was ready; stderr: ${stderr.trim()}`))
-      })
-    })
-    const info = JSON.parse(line) as { udpPort: number }
-    if (child.pid === undefined) throw new Error('bench flyscan: sim-ioc has no process id')
-    const status = (): string | undefined => child.exitCode === null && child.signalCode === null
-      ? undefined
-      : `sim-ioc exited (${String(child.exitCode ?? child.signalCode)}); stderr: ${stderr.trim()}`
-    return { udpPort: info.udpPort, pid: child.pid, status, stderr: () => stderr.trim(), close }
-  } catch (err) {
-    await close()
-    throw err
-  }
-}
-
-let clockTicks: number | undefined
-/** CPU seconds (user + system) of a process, from /proc/<pid>/stat; undefined where there is no /proc. */
-function processCpuS (pid: number): number | undefined {
-  let stat: string
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return undefined
-  }
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-    } catch {
-      clockTicks = 100
-    }
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks
-}
-
-/** Resident memory of a process in MB (10^6 B), from /proc/<pid>/status; undefined where there is no /proc. */
-function processRssMB (pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? undefined : Number(m[1]) * 1024 / 1e6
-  } catch {
-    return undefined
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -515,7 +418,7 @@ export async function runFlyscan ({ quick, durationS, log = () => {} }: FlyscanO
   let control: PandaControlClient | undefined
   const channels = new Map<string, CaChannel>()
   try {
-    ioc = await startIoc(configFile)
+    ioc = await startIoc(configFile, 'bench flyscan')
     const ca: CaConfig = { addrList: `127.0.0.1:${ioc.udpPort}`, autoAddrList: false, maxArrayBytes: MAX_ARRAY_BYTES }
     context = CaContext.get(ca)
     panda = await SimPanda.start({ rateMode: { rowsPerSecond: PANDA_ROWS_PER_S, rows: 1 } })
@@ -635,7 +538,7 @@ async function main (): Promise<void> {
   const log = (s: string): void => { process.stdout.write(s + '\n') }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      for (const child of running) child.kill('SIGKILL')
+      for (const child of runningIocs) child.kill('SIGKILL')
       process.kill(process.pid, signal)
     })
   }
