@@ -1,11 +1,11 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ADVimba } from '../../src/areadetector/index.js'
-import { CaContext, caSignalR, destroyCaContext } from '../../src/backends/index.js'
+import { caSignalR } from '../../src/backends/index.js'
 import type { DataKey, DetectorWriter, FrameCounters, SignalR, StreamAsset, Unsubscribe } from '../../src/devices/index.js'
-import { CaServer, createSimIoc, parseIocConfig, type SimCamera } from '../../src/sim/ioc/index.js'
+import { createSimIoc, parseIocConfig, type SimCamera } from '../../src/sim/ioc/index.js'
 import { ErrorCode } from '../../src/errors.js'
-import { privateCaRepeater } from '../support/ca-repeater.js'
+import { serveIoc } from '../support/served-ioc.js'
 
 // ADVimba over real Channel Access against the simulated IOC's camera (src/sim/ioc/camera.ts): prepare writes the
 // driver's PVs (read back from the SimCamera's records), arm starts an acquisition that the test triggers with
@@ -23,15 +23,7 @@ const ioc = createSimIoc(parseIocConfig({
     { prefix: STRICT, model: 'Manta G-235', width: 32, height: 24, dataType: 'UInt8', minExposure: 1e-3 }
   ]
 }, 'advimba-sim.test'))
-const server = await CaServer.start({ provider: ioc, tcpPort: 0, udpPort: 0, beaconPort: 0, log: () => {} })
-const CA = { addrList: `127.0.0.1:${server.udpPort}`, autoAddrList: false }
-await privateCaRepeater(t)
-CaContext.get(CA)
-t.teardown(async () => {
-  await destroyCaContext()
-  await server.close()
-  ioc.close()
-})
+await serveIoc(t, ioc)
 
 function simCamera (prefix: string): SimCamera {
   const camera = ioc.cameras.get(prefix)

@@ -3,12 +3,12 @@ import { join } from 'node:path'
 import { writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Reading, WatcherUpdate } from '../../src/devices/index.js'
-import { CaContext, destroyCaContext } from '../../src/backends/index.js'
+import { CaContext } from '../../src/backends/index.js'
 import { EpicsMotor } from '../../src/epics/index.js'
 import { createDevices, loadConfigFile } from '../../src/config/index.js'
-import { CaServer, ManualClock, createSimIoc, parseIocConfig } from '../../src/sim/ioc/index.js'
+import { ManualClock, createSimIoc, parseIocConfig } from '../../src/sim/ioc/index.js'
 import { ErrorCode } from '../../src/errors.js'
-import { privateCaRepeater } from '../support/ca-repeater.js'
+import { serveIoc } from '../support/served-ioc.js'
 
 // EpicsMotor over real Channel Access against the simulated IOC's motor record (docs/sim-ioc.md, "Motor record").
 // The IOC runs on a ManualClock: the test moves time in 10 ms steps, so every RBV the client receives carries the
@@ -27,15 +27,7 @@ const ioc = createSimIoc(parseIocConfig({
 }, 'epics-motor.test'), { clock })
 const record = ioc.motors.get(PREFIX)
 if (record === undefined) throw new Error(`the simulated IOC serves no motor ${PREFIX}`)
-const server = await CaServer.start({ provider: ioc, tcpPort: 0, udpPort: 0, beaconPort: 0, log: () => {} })
-const CA = { addrList: `127.0.0.1:${server.udpPort}`, autoAddrList: false }
-await privateCaRepeater(t)
-CaContext.get(CA)
-t.teardown(async () => {
-  await destroyCaContext()
-  await server.close()
-  ioc.close()
-})
+const { CA } = await serveIoc(t, ioc)
 
 const motor = new EpicsMotor(PREFIX, { name: 'rot', ca: CA })
 await motor.connect({ timeout: 5000 })

@@ -3,14 +3,13 @@ import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CaContext, destroyCaContext } from '../../src/backends/index.js'
 import { VimbaDriverIO } from '../../src/areadetector/index.js'
 import { IocHdfWriter } from '../../src/areadetector/ioc-hdf-writer.js'
 import type { StreamAsset } from '../../src/devices/index.js'
 import { ErrorCode } from '../../src/errors.js'
 import { LocalPathProvider, StaticPathProvider } from '../../src/paths/index.js'
-import { CaServer, createSimIoc, parseIocConfig, simHdf5Ready } from '../../src/sim/ioc/index.js'
-import { privateCaRepeater } from '../support/ca-repeater.js'
+import { createSimIoc, parseIocConfig, simHdf5Ready } from '../../src/sim/ioc/index.js'
+import { serveIoc } from '../support/served-ioc.js'
 import { requireHdf5Tools, runPython } from '../support/h5py.js'
 import { validateDocument } from '../support/schemas.js'
 
@@ -24,15 +23,7 @@ const HEIGHT = 120
 
 const ioc = createSimIoc(parseIocConfig({ cameras: [{ prefix: PREFIX, width: WIDTH, height: HEIGHT }] }, 'ioc-writer.test'))
 await simHdf5Ready()
-const server = await CaServer.start({ provider: ioc, tcpPort: 0, udpPort: 0, beaconPort: 0, log: () => {} })
-const CA = { addrList: `127.0.0.1:${server.udpPort}`, autoAddrList: false }
-await privateCaRepeater(t)
-CaContext.get(CA)
-t.teardown(async () => {
-  await destroyCaContext()
-  await server.close()
-  ioc.close()
-})
+const { CA } = await serveIoc(t, ioc)
 
 const drv = new VimbaDriverIO(`${PREFIX}cam1:`, { ca: CA })
 drv.setName('manta1-drv')
